@@ -1,0 +1,59 @@
+# Hookhub: `make run` installs and runs the hub; `make test` installs and passes the tests.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+REQS_HASH := $(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(REQS_HASH)
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install browser run test lint demo bench-lookup bench-delivery bench-import screenshots clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+install: $(STAMP)
+
+## The one command that installs and runs the hub (SQLite + django-q2 ORM broker, web + worker).
+run: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	$(PY) manage.py demo --host $(HOST) --port $(PORT)
+	HUB_ALLOW_PRIVATE_DESTINATIONS=$${HUB_ALLOW_PRIVATE_DESTINATIONS:-true} HOST=$(HOST) PORT=$(PORT) \
+		$(VENV)/bin/honcho start --no-prefix -f Procfile
+
+## Debian's Chromium for the browser tests (never a downloaded browser); skipped with a message when it cannot be installed.
+browser:
+	@command -v chromium >/dev/null 2>&1 || test -x /usr/bin/chromium || \
+		{ if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "Installing Debian's chromium for the browser tests"; \
+			(apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1; }) \
+			|| echo "Could not install chromium: the browser tests will be skipped."; \
+		else echo "chromium is not installed and cannot be installed here: the browser tests will be skipped."; fi; }
+
+## The one command that installs and passes the tests (uses DATABASE_URL when set).
+test: install lint browser
+	$(PY) manage.py makemigrations --check --dry-run --settings=config.settings_test
+	$(PY) -m pytest $(PYTEST_ARGS) || [ $$? -eq 5 ]
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+bench-lookup: install
+	$(PY) bench/lookup.py $(BENCH_ARGS)
+
+bench-delivery: install
+	$(PY) bench/delivery.py $(BENCH_ARGS)
+
+bench-import: install
+	$(PY) bench/import_customers.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+## Screenshots of the main admin pages into screenshots/ (Debian's Chromium, throw-away database).
+screenshots: install browser
+	$(PY) scripts/screenshots.py

@@ -1,0 +1,220 @@
+"""Hookhub settings, read from the environment with django-environ.
+
+Every setting is documented in README.md ("Configuration"). The defaults are the
+embedded mode: SQLite in the project folder and django-q2's ORM broker. Secrets
+the embedded mode needs (SECRET_KEY, HUB_ENCRYPTION_KEYS) are generated once into
+``.hookhub/local.env`` (git-ignored) when the environment does not provide them.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import environ
+from cryptography.fernet import Fernet
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+LOCAL_DIR = BASE_DIR / ".hookhub"
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env")
+
+
+def _local_secret(name: str, make) -> str:
+    """A secret from the environment, or one generated once for the embedded mode."""
+    value = env.str(name, default="")
+    if value:
+        return value
+    path = LOCAL_DIR / "local.env"
+    if path.exists():
+        for line in path.read_text().splitlines():
+            key, _, stored = line.partition("=")
+            if key == name and stored:
+                return stored
+    LOCAL_DIR.mkdir(exist_ok=True)
+    value = make()
+    with path.open("a") as handle:
+        handle.write(f"{name}={value}\n")
+    path.chmod(0o600)
+    return value
+
+
+DEBUG = env.bool("DEBUG", default=False)
+SECRET_KEY = _local_secret("SECRET_KEY", lambda: secrets.token_urlsafe(50))
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# Fernet keys for secrets at rest (outbound passwords, tokens, signing secrets).
+# Comma-separated; the first encrypts, all decrypt (MultiFernet rotation).
+HUB_ENCRYPTION_KEYS = env.list(
+    "HUB_ENCRYPTION_KEYS",
+    default=[_local_secret("HUB_ENCRYPTION_KEY", lambda: Fernet.generate_key().decode())],
+)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "django_q",
+    "simple_history",
+    "hub",
+    "customers",
+    "synclog",
+    "hooks.inbound",
+    "hooks.outbound",
+    "hooks.rules",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "simple_history.middleware.HistoryRequestMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'hookhub.sqlite3'}")}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets the web process read while the worker writes; a busy timeout
+    # instead of "database is locked" under the embedded web + worker pair.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6 default, opted into now
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+REDIS_URL = env.str("REDIS_URL", default="")
+
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+
+# django-q2: the ORM broker by default, Redis when REDIS_URL is set.
+# ORM broker redelivers an unacknowledged task after `retry` seconds, so
+# retry > timeout > the largest outbound HTTP timeout (30 s).
+Q_CLUSTER = {
+    "name": "hookhub",
+    "workers": env.int("Q_WORKERS", default=2),
+    "timeout": 90,
+    "retry": 120,
+    "max_attempts": 1,
+    "queue_limit": 50,
+    "bulk": 10,
+    "catch_up": False,
+    "save_limit": 1000,
+    "ack_failures": True,
+    "poll": env.float("Q_POLL", default=0.2),
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "hub.exceptions.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Hookhub platform API",
+    "DESCRIPTION": "Endpoints that support platforms and phone systems call: "
+    "Omnidesk customer lookup, M8Com number lookup and call logging, "
+    "contact-center service hooks.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# Largest inbound request body the platform endpoints accept (bytes); larger gets 413.
+HUB_MAX_BODY_BYTES = env.int("HUB_MAX_BODY_BYTES", default=256 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(HUB_MAX_BODY_BYTES, 2_621_440)
+
+# Inbound request log: buffered and written in bulk by a background thread so
+# that logging never slows a lookup. 0 writes each row straight away (tests).
+SYNCLOG_FLUSH_INTERVAL = env.float("SYNCLOG_FLUSH_INTERVAL", default=0.5)
+SYNCLOG_RETENTION_DAYS = env.int("SYNCLOG_RETENTION_DAYS", default=90)
+
+# Outbound delivery (EddyDesk contract: every 30 minutes for 24 hours).
+HUB_RETRY_INTERVAL_SECONDS = env.int("HUB_RETRY_INTERVAL_SECONDS", default=30 * 60)
+HUB_RETRY_WINDOW_SECONDS = env.int("HUB_RETRY_WINDOW_SECONDS", default=24 * 60 * 60)
+# Let outbound webhooks reach private / loopback addresses. Off in production;
+# tests and the demo turn it on to talk to receivers on 127.0.0.1.
+HUB_ALLOW_PRIVATE_DESTINATIONS = env.bool("HUB_ALLOW_PRIVATE_DESTINATIONS", default=False)
+
+# Trust X-Forwarded-For from this many proxies when taking the client address
+# (credential network allowlists, logs). 0: use REMOTE_ADDR.
+HUB_TRUSTED_PROXY_COUNT = env.int("HUB_TRUSTED_PROXY_COUNT", default=0)
+
+# The admin's public base URL, used in links the hub sends out (rule presets).
+HUB_ADMIN_BASE_URL = env.str("HUB_ADMIN_BASE_URL", default="http://127.0.0.1:8000")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact": {"()": "synclog.redaction.RedactingFilter"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]},
+    },
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "django.request": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+    },
+}

@@ -1,0 +1,9 @@
+"""Settings for the test suite: the base settings, deterministic and fast."""
+
+from .settings import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+SYNCLOG_FLUSH_INTERVAL = 0
+HUB_ALLOW_PRIVATE_DESTINATIONS = True
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+Q_CLUSTER = {**Q_CLUSTER, "poll": 0.05}  # noqa: F405

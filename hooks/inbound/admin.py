@@ -1,0 +1,79 @@
+"""Inbound events in the admin: read-only, filterable, with "Reprocess selected"."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.html import format_html
+
+from hub.tenancy import BrandScopedAdmin
+
+from . import services
+from .models import InboundEvent
+
+
+@admin.register(InboundEvent)
+class InboundEventAdmin(BrandScopedAdmin):
+    """Every call log and service hook as received; unmatched and failed events
+    stay here for admins to see (and reprocess)."""
+
+    list_display = ["received_at", "brand", "source", "state", "summary", "customer_link", "attempts"]
+    list_filter = ["state", "source", "event_type", "brand"]
+    date_hierarchy = "received_at"
+    search_fields = ["summary", "contact_number", "customer_repr", "idempotency_key"]
+    list_select_related = ["brand", "customer"]
+    actions = ["reprocess"]
+    fieldsets = [
+        (None, {"fields": ["brand", "source", "event_type", "received_at", "state", "attempts", "processed_at"]}),
+        (
+            "Outcome",
+            {
+                "fields": [
+                    "summary",
+                    "contact_number",
+                    "customer",
+                    "customer_repr",
+                    "customer_created",
+                    "activity",
+                    "emitted",
+                    "error",
+                ]
+            },
+        ),
+        ("As received", {"fields": ["idempotency_key", "content_hash", "payload_pretty"]}),
+    ]
+
+    @admin.display(description="customer", ordering="customer_repr")
+    def customer_link(self, obj):
+        if obj.customer_id and obj.customer is not None:
+            url = reverse("admin:customers_customer_change", args=[obj.customer_id])
+            return format_html('<a href="{}">{}</a>', url, obj.customer_repr or obj.customer_id)
+        return obj.customer_repr or "—"
+
+    @admin.display(description="payload")
+    def payload_pretty(self, obj):
+        return format_html(
+            "<pre style='white-space:pre-wrap'>{}</pre>", json.dumps(obj.payload, indent=2, ensure_ascii=False)
+        )
+
+    def get_readonly_fields(self, request, obj=None):
+        return [name for fieldset in self.fieldsets for name in fieldset[1]["fields"]]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        # Nothing is editable; "change" is what the reprocess action needs.
+        return super().has_change_permission(request, obj)
+
+    @admin.action(description="Reprocess selected events (failed, unmatched)", permissions=["change"])
+    def reprocess(self, request, queryset):
+        counts = services.inbound_events_reprocess(events=list(queryset.select_related("brand")))
+        text = ", ".join(f"{count} {state}" for state, count in sorted(counts.items())) or "nothing to do"
+        level = messages.WARNING if counts.get("failed") else messages.SUCCESS
+        self.message_user(request, f"Reprocessed: {text}.", level)

@@ -1,0 +1,340 @@
+"""M8Com "Number lookup": ``GET /hooks/m8com/<brand-slug>/lookup``.
+
+M8Com calls this on every incoming call, dialer search and call-log display,
+and gives up after 3 seconds. Auth is ``Authorization: Bearer <secret>``; the
+contract's example code fixes the two error bodies (401 ``{"message": "No
+authorization header provided"}``, 403 ``{"message": "Invalid secret"}``).
+``fromNumber`` is required, ``toNumber`` optional; the contact is looked up by
+``fromNumber``, then by ``toNumber``. A value that is no phone number (M8Com
+sends user ids for users without a real number) is a normal miss. Choices
+where the contract is silent (docs/m8com-lookup.md): a miss is 404
+``{"message": "No contact found"}``; several customers with the number: the
+most recently updated one.
+
+The stored contact (customers.documents.m8com_contact) gets the brand's
+templated links per request (``createActivityUrls``, and ``moreInfoUrl`` when
+the customer has none), rendered in Jinja2's sandbox; the finished answer is
+cached under the brand's generation (hooks.inbound.lookup_cache).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+import orjson
+from django.urls import path
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from jinja2 import TemplateError
+from jinja2.sandbox import SandboxedEnvironment
+from rest_framework import serializers
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.views import APIView
+
+from customers.normalize import InvalidAddress, normalize_phone
+from customers.selectors import M8COM_COLUMNS, m8com_contact_by_phone
+from hub.models import Brand, Integration
+
+from .common import InboundCall, error_response, json_response
+from .lookup_cache import lookup_cache
+from .omnidesk import ErrorDetailSerializer, ErrorSerializer, phone_param
+
+logger = logging.getLogger(__name__)
+
+ENDPOINT = "m8com.lookup"
+NO_HEADER = {"message": "No authorization header provided"}
+INVALID_SECRET = {"message": "Invalid secret"}
+NO_CONTACT = {"message": "No contact found"}
+MAX_NUMBER_LENGTH = 64
+MAX_URL_LENGTH = 2000
+
+_templates = SandboxedEnvironment(autoescape=False)
+
+
+@functools.lru_cache(maxsize=512)
+def _compile(source: str):
+    """Compiled once per template text (a brand's templates change rarely)."""
+    return _templates.from_string(source)
+
+
+def render_url(source: str, context: dict[str, Any]) -> str:
+    """A brand URL template rendered for one customer; "" when it fails (logged)."""
+    try:
+        url = _compile(source).render(context).strip()
+    except TemplateError:
+        logger.warning("M8Com lookup: a brand link template failed to render", exc_info=True)
+        return ""
+    return url if len(url) <= MAX_URL_LENGTH else ""
+
+
+@functools.lru_cache(maxsize=16_384)
+def phone_or_none(value: str, region: str) -> str | None:
+    """E.164, or None for a value that is no phone number (an M8Com user id).
+    Cached: M8Com looks the same numbers up again and again, and parsing is
+    the costliest step of a cached lookup."""
+    value = (value or "")[:MAX_NUMBER_LENGTH]
+    if not value.strip():
+        return None
+    try:
+        return normalize_phone(phone_param(value), region, strict=False)
+    except InvalidAddress:
+        return None
+
+
+def _template_context(row: tuple, contact: dict[str, Any]) -> dict[str, Any]:
+    customer = dict(zip(M8COM_COLUMNS, row, strict=False))
+    emails = [entry["id"] for entry in contact.get("emails", ())]
+    phones = [entry["id"] for entry in contact.get("phoneNumbers", ())]
+    customer.update(
+        name=contact["displayName"],
+        company=customer["company_name"],
+        email=emails[0] if emails else "",
+        emails=emails,
+        phone=phones[0] if phones else "",
+        phones=phones,
+    )
+    return {"customer": customer}
+
+
+def m8com_contact_body(brand: Brand, row: tuple) -> bytes:
+    """M8Com: the stored contact with the brand's templated links added."""
+    document = row[-1]
+    links = [
+        item
+        for item in (brand.create_activity_urls or [])
+        if isinstance(item, dict) and item.get("name") and item.get("url")
+    ]
+    if not links and not brand.more_info_url_template:
+        return document.encode()
+    contact = orjson.loads(document)
+    context = _template_context(row, contact)
+    if brand.more_info_url_template and "moreInfoUrl" not in contact:
+        if url := render_url(brand.more_info_url_template, context):
+            contact["moreInfoUrl"] = url
+    rendered = []
+    for item in links:
+        if url := render_url(str(item["url"]), context):
+            rendered.append({"name": str(item["name"]), "url": url})
+    if rendered:
+        contact["createActivityUrls"] = rendered
+    return orjson.dumps(contact)
+
+
+def m8com_lookup(request, brand_slug: str):
+    """The whole M8Com number lookup: auth, (cached) lookup, log."""
+    call = InboundCall(request, ENDPOINT)
+    try:
+        if request.method != "GET":
+            response = error_response(405, "method_not_allowed", "Use GET.")
+            response["Allow"] = "GET"
+            return call.finish(response)
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        if not header:
+            return call.finish(json_response(NO_HEADER, 401))
+        scheme, _, secret = header.partition(" ")
+        secret = secret.strip()
+        auth = call.authenticate(
+            brand_slug=brand_slug,
+            integration=Integration.M8COM,
+            secret=secret if scheme.lower() == "bearer" and secret else "\x00invalid",
+        )
+        if auth.status == 404:
+            return call.finish(error_response(404, "not_found", "No such brand."))
+        if auth.status:
+            return call.finish(json_response(INVALID_SECRET, 403))
+        brand = auth.brand
+        query = request.GET
+        from_number = query.get("fromNumber", "")
+        if not from_number.strip():
+            message = "fromNumber is required."
+            return call.finish(error_response(400, "invalid", message, {"fromNumber": [message]}))
+        region = brand.default_region
+        numbers = (
+            ("fromNumber", phone_or_none(from_number, region)),
+            ("toNumber", phone_or_none(query.get("toNumber", ""), region)),
+        )
+        templates = (brand.more_info_url_template, orjson.dumps(brand.create_activity_urls))
+        key = (brand.pk, brand.generation, ENDPOINT, numbers[0][1], numbers[1][1], templates)
+        cached = lookup_cache.get(key)
+        if cached is None:
+            cached = (None, None, "")
+            for name, number in numbers:
+                if number is None:
+                    continue
+                row = m8com_contact_by_phone(brand_id=brand.pk, normalized=number)
+                if row is not None:
+                    cached = (m8com_contact_body(brand, row), row[0], f"matched {name}")
+                    break
+            lookup_cache.set(key, cached)
+        body, customer_pk, note = cached
+        if body is None:
+            response = json_response(NO_CONTACT, 404)
+            # A miss is a normal answer, not an error: keep it out of Django's
+            # "Not Found" warnings (it is in the request log like every call).
+            response._has_been_logged = True
+            return call.finish(response, customers_returned=0)
+        return call.finish(json_response(None, raw=body), customers_returned=1, customer_id=customer_pk, note=note)
+    except Exception:  # noqa: BLE001 - a JSON 500, never an HTML page
+        logger.exception("M8Com lookup failed")
+        return call.finish(error_response(500, "server_error", "An unexpected error occurred."))
+
+
+# ---------------------------------------------------------------- OpenAPI
+
+
+class M8ComBearerAuthentication(BaseAuthentication):
+    """Documentation only: the view checks the secret itself (hub.selectors)."""
+
+    def authenticate(self, request):  # pragma: no cover - never called, see M8ComNumberLookupApi.dispatch
+        return None
+
+
+class M8ComBearerScheme(OpenApiAuthenticationExtension):
+    target_class = M8ComBearerAuthentication
+    name = "m8comBearer"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "Authorization: Bearer <secret> with an active M8Com key of the brand.",
+        }
+
+
+def _message(name: str, example: str):
+    return inline_serializer(name, {"message": serializers.CharField(help_text=example)})
+
+
+def _activity_serializer(**kwargs):
+    ms = "Unix timestamp in milliseconds."
+    text = {"required": False}
+    return inline_serializer(
+        "M8ComActivity",
+        {
+            "type": serializers.ChoiceField(["NOTE", "TASK", "CALL", "TICKET", "DEAL", "APPOINTMENT"]),
+            "body": serializers.CharField(allow_blank=True),
+            "timestamp": serializers.IntegerField(help_text=ms),
+            "header": serializers.CharField(**text),
+            "customHeader": serializers.CharField(**text),
+            "customDescription": serializers.CharField(**text),
+            "associatedUser": serializers.CharField(**text),
+            "assignedUser": serializers.CharField(**text),
+            "status": serializers.CharField(**text),
+            "done": serializers.BooleanField(**text),
+            "dueDate": serializers.IntegerField(required=False, help_text="TASK. " + ms),
+            "toNumber": serializers.CharField(required=False, allow_blank=True, help_text="CALL: callee."),
+            "fromNumber": serializers.CharField(required=False, allow_blank=True, help_text="CALL: caller."),
+            "duration": serializers.IntegerField(required=False, help_text="CALL: milliseconds."),
+            "startTime": serializers.IntegerField(required=False, help_text="CALL. " + ms),
+            "createdDate": serializers.IntegerField(required=False, help_text="TICKET. " + ms),
+            "priority": serializers.ChoiceField(["HIGH", "MEDIUM", "LOW"], required=False),
+            "pipeline": serializers.CharField(**text),
+            "pipelineStage": serializers.CharField(**text),
+            "closeDate": serializers.IntegerField(required=False, help_text="DEAL. " + ms),
+            "currency": serializers.CharField(**text),
+            "amount": serializers.FloatField(required=False),
+            "startDate": serializers.IntegerField(required=False, help_text="APPOINTMENT. " + ms),
+            "endDate": serializers.IntegerField(required=False, help_text="APPOINTMENT. " + ms),
+            "allDay": serializers.BooleanField(**text),
+            "venue": serializers.CharField(**text),
+            "link": serializers.CharField(**text),
+            "markdown": serializers.BooleanField(**text),
+        },
+        **kwargs,
+    )
+
+
+def _contact_serializer():
+    entry = {"id": serializers.CharField(), "comment": serializers.CharField(required=False)}
+    return inline_serializer(
+        "M8ComContact",
+        {
+            "displayName": serializers.CharField(),
+            "firstName": serializers.CharField(required=False),
+            "lastName": serializers.CharField(required=False),
+            "avatarUrl": serializers.CharField(required=False),
+            "coverPhotoUrl": serializers.CharField(required=False),
+            "emails": inline_serializer("M8ComEmail", entry, many=True, required=False),
+            "phoneNumbers": inline_serializer("M8ComPhoneNumber", entry, many=True, required=False),
+            "companyInfo": inline_serializer(
+                "M8ComCompanyInfo",
+                {"name": serializers.CharField(required=False), "title": serializers.CharField(required=False)},
+                required=False,
+            ),
+            "fields": inline_serializer(
+                "M8ComField",
+                {"title": serializers.CharField(), "comment": serializers.CharField(allow_blank=True)},
+                many=True,
+                required=False,
+            ),
+            "activities": _activity_serializer(many=True, required=False),
+            "createActivityUrls": inline_serializer(
+                "M8ComCreateUrl",
+                {"name": serializers.CharField(), "url": serializers.CharField()},
+                many=True,
+                required=False,
+            ),
+            "moreInfoUrl": serializers.CharField(required=False),
+        },
+    )
+
+
+class M8ComNumberLookupApi(APIView):
+    """M8Com number lookup (contract: m8com-insights-webhook.txt, "Number Lookup")."""
+
+    authentication_classes = [M8ComBearerAuthentication]
+    permission_classes: list = []
+    http_method_names = ["get"]
+
+    @extend_schema(
+        operation_id="m8com_number_lookup",
+        tags=["M8Com"],
+        summary="Find the contact for a phone number",
+        description="Looks the contact up by `fromNumber`, then by `toNumber`. Numbers may be written with "
+        "spaces (`+46 70 123 45 67`); a value that is no phone number is a normal miss. Several customers "
+        "with the number: the most recently updated one. Unknown query parameters (and the experimental "
+        "`user` object) are ignored.",
+        parameters=[
+            OpenApiParameter("brand_slug", OpenApiTypes.STR, OpenApiParameter.PATH, description="The brand's slug."),
+            OpenApiParameter(
+                "fromNumber", OpenApiTypes.STR, OpenApiParameter.QUERY, required=True, description="The caller."
+            ),
+            OpenApiParameter("toNumber", OpenApiTypes.STR, OpenApiParameter.QUERY, description="The dialed number."),
+        ],
+        responses={
+            200: OpenApiResponse(_contact_serializer(), description="The contact."),
+            400: OpenApiResponse(ErrorSerializer, description="fromNumber missing (named in error.fields)."),
+            401: OpenApiResponse(
+                _message("M8ComNoHeader", "No authorization header provided"), description="No Authorization header."
+            ),
+            403: OpenApiResponse(
+                _message("M8ComInvalidSecret", "Invalid secret"),
+                description="Wrong, revoked or another brand's secret, or a call from outside the key's networks.",
+            ),
+            404: OpenApiResponse(
+                inline_serializer(
+                    "M8ComNotFound",
+                    {
+                        "message": serializers.CharField(required=False, help_text="No contact found"),
+                        "error": ErrorDetailSerializer(required=False),
+                    },
+                ),
+                description='No contact has the number ({"message": "No contact found"}), or no such brand '
+                '({"error": {...}}).',
+            ),
+            500: OpenApiResponse(ErrorSerializer, description="Unexpected failure."),
+        },
+    )
+    def get(self, request, brand_slug: str):
+        return m8com_lookup(request, brand_slug)
+
+    def dispatch(self, request, *args, **kwargs):
+        # Hot path: the view reads one header and the query string; DRF's
+        # request machinery is skipped (the class exists for the schema).
+        return m8com_lookup(request, kwargs["brand_slug"])
+
+
+urlpatterns = [path("m8com/<str:brand_slug>/lookup", M8ComNumberLookupApi.as_view(), name="m8com-number-lookup")]

@@ -1,0 +1,309 @@
+"""Omnidesk "API sync on contact": ``GET /hooks/omnidesk/<brand-slug>/customerlookup``.
+
+Omnidesk calls the configured URL (with our ``key``) on every contact and adds
+``channelAddressType=phoneNumber|email&address=...&ticketID=...`` or
+``primaryID=...``. The answer is always a JSON array with
+``Content-Type: application/json; charset=utf-8``: ``[]`` when nothing
+matches, every customer holding the address when several do, zero or one for
+``primaryID``. 400 for missing, contradictory or malformed parameters, 500 (a
+JSON body, never an HTML page) on unexpected failure. See docs/omnidesk-lookup.md.
+
+The hot path is designed, not written: one query checks the key and reads the
+brand's cache generation (hub.selectors.credential_authenticate); a cached
+answer costs nothing more; otherwise one indexed statement returns the stored
+elements (customers.documents), which are joined into the array as bytes.
+DRF's request machinery stays off this path; the class is an ``APIView`` so
+drf-spectacular documents it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+from django.urls import path
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.views import APIView
+
+from customers.normalize import InvalidAddress, normalize_email, normalize_phone
+from customers.selectors import omnidesk_document_by_customer_id, omnidesk_documents_by_address
+from hub.models import Integration
+
+from .common import InboundCall, error_response, json_response
+from .lookup_cache import lookup_cache
+
+logger = logging.getLogger(__name__)
+
+ENDPOINT = "omnidesk.lookup"
+# Omnidesk channelAddressType -> our address type.
+CHANNEL_ADDRESS_TYPES = {"phonenumber": "telephone", "email": "email"}
+MAX_PARAM_LENGTH = 254
+
+
+class QueryError(Exception):
+    """A 400: the parameter at fault and why."""
+
+    def __init__(self, parameter: str, message: str):
+        super().__init__(message)
+        self.parameter = parameter
+        self.message = message
+
+
+def _param(query, name: str) -> str | None:
+    value = query.get(name)
+    if value is None:
+        return None
+    if len(value) > MAX_PARAM_LENGTH:
+        raise QueryError(name, f"At most {MAX_PARAM_LENGTH} characters.")
+    return value
+
+
+def phone_param(value: str) -> str:
+    """An unencoded ``+`` in a query string arrives as a space: ``?address=+316...``
+    reads " 316..."; put it back before parsing."""
+    if value[:1] == " " and value.strip()[:1].isdigit():
+        return "+" + value.strip()
+    return value
+
+
+def omnidesk_query_parse(query, *, region: str) -> tuple[str, str]:
+    """Omnidesk: the lookup the query asks for, as (address type or "primaryID", normalized value)."""
+    primary_id = _param(query, "primaryID")
+    channel = _param(query, "channelAddressType")
+    address = _param(query, "address")
+    if primary_id is not None:
+        if channel is not None or address is not None:
+            raise QueryError("primaryID", "Give either primaryID or channelAddressType with address, not both.")
+        primary_id = primary_id.strip()
+        if not primary_id:
+            raise QueryError("primaryID", "primaryID must not be empty.")
+        return "primaryID", primary_id
+    if channel is None:
+        raise QueryError("channelAddressType", "channelAddressType (phoneNumber or email) or primaryID is required.")
+    kind = CHANNEL_ADDRESS_TYPES.get(channel.strip().lower())
+    if kind is None:
+        raise QueryError("channelAddressType", f"{channel!r} is not one of phoneNumber, email.")
+    if address is None or not address.strip():
+        raise QueryError("address", "address is required with channelAddressType.")
+    try:
+        if kind == "email":
+            return kind, normalize_email(address)
+        return kind, _phone(address, region)
+    except InvalidAddress as exc:
+        raise QueryError("address", str(exc)) from exc
+
+
+@functools.lru_cache(maxsize=16_384)
+def _phone(address: str, region: str) -> str:
+    # lru_cache does not keep exceptions: a malformed number is parsed again each time.
+    return normalize_phone(phone_param(address), region, strict=False)
+
+
+def omnidesk_lookup(request, brand_slug: str):
+    """The whole Omnidesk call: auth, parse, (cached) lookup, log."""
+    call = InboundCall(request, ENDPOINT)
+    try:
+        if request.method != "GET":
+            response = error_response(405, "method_not_allowed", "Use GET.")
+            response["Allow"] = "GET"
+            return call.finish(response)
+        query = request.GET
+        auth = call.authenticate(brand_slug=brand_slug, integration=Integration.OMNIDESK, secret=query.get("key"))
+        if auth.status:
+            return call.finish(AUTH_ERRORS[auth.reason]())
+        brand = auth.brand
+        ticket = query.get("ticketID", "")
+        note = f"ticketID={ticket[:100]}" if ticket else ""
+        try:
+            kind, value = omnidesk_query_parse(query, region=brand.default_region)
+        except QueryError as exc:
+            return call.finish(error_response(400, "invalid", exc.message, {exc.parameter: [exc.message]}), note=note)
+        key = (brand.pk, brand.generation, ENDPOINT, kind, value)
+        cached = lookup_cache.get(key)
+        if cached is None:
+            if kind == "primaryID":
+                rows = omnidesk_document_by_customer_id(brand_id=brand.pk, customer_id=value)
+            else:
+                rows = omnidesk_documents_by_address(brand_id=brand.pk, kind=kind, normalized=value)
+            body = b"[" + ",".join(document for _, document in rows).encode() + b"]"
+            cached = (body, len(rows), rows[0][0] if len(rows) == 1 else None)
+            lookup_cache.set(key, cached)
+        body, count, customer_pk = cached
+        return call.finish(json_response(None, raw=body), customers_returned=count, customer_id=customer_pk, note=note)
+    except Exception:  # noqa: BLE001 - Omnidesk: 500 with a JSON body, never an HTML page
+        logger.exception("Omnidesk lookup failed")
+        return call.finish(error_response(500, "server_error", "An unexpected error occurred."))
+
+
+AUTH_ERRORS = {
+    "missing": lambda: error_response(
+        401, "not_authenticated", "The key query parameter is required.", {"key": ["This parameter is required."]}
+    ),
+    "invalid key": lambda: error_response(403, "forbidden", "The key is not valid for this brand."),
+    "network not allowed": lambda: error_response(
+        403, "forbidden", "This key may not be used from your network address."
+    ),
+    "unknown brand": lambda: error_response(404, "not_found", "No such brand."),
+}
+
+
+# ---------------------------------------------------------------- OpenAPI
+
+
+class OmnideskKeyAuthentication(BaseAuthentication):
+    """Documentation only: the view checks the key itself (hub.selectors)."""
+
+    def authenticate(self, request):  # pragma: no cover - never called, see OmnideskCustomerLookupApi.dispatch
+        return None
+
+
+class OmnideskKeyScheme(OpenApiAuthenticationExtension):
+    target_class = OmnideskKeyAuthentication
+    name = "omnideskKey"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "query",
+            "name": "key",
+            "description": "An active Omnidesk key of the brand (issued in the admin, shown once).",
+        }
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = ErrorDetailSerializer()
+
+
+class OmnideskAddressSerializer(serializers.Serializer):
+    address = serializers.CharField()
+    type = serializers.CharField(help_text="email, telephone, whatsapp, facebook, twitter, ...")
+
+
+class OmnideskTimelineSerializer(serializers.Serializer):
+    externalID = serializers.CharField()  # noqa: N815 - the contract's names
+    lastUpdate = serializers.CharField(help_text="YYYY-MM-DD HH:MM:SS in the brand's time zone.")  # noqa: N815
+    type = serializers.CharField()
+    message = serializers.CharField(allow_blank=True)
+    source = serializers.CharField(allow_blank=True)
+    url = serializers.CharField(allow_blank=True)
+
+
+class OmnideskCustomerSerializer(serializers.Serializer):
+    addresses = OmnideskAddressSerializer(many=True)
+    customerFirstname = serializers.CharField(allow_blank=True)  # noqa: N815
+    customerID = serializers.CharField()  # noqa: N815
+    customerLastname = serializers.CharField(allow_blank=True)  # noqa: N815
+    customFields = serializers.ListField(  # noqa: N815
+        child=serializers.DictField(child=serializers.CharField(allow_blank=True)),
+        help_text='Single-key objects in stored order, e.g. [{"customerType": "unlimited"}].',
+    )
+    timeline = OmnideskTimelineSerializer(many=True)
+
+
+EXAMPLE = [
+    {
+        "addresses": [
+            {"address": "blabla@example.org", "type": "email"},
+            {"address": "+31612312312", "type": "telephone"},
+        ],
+        "customerFirstname": "M",
+        "customerID": "2019000000000124",
+        "customerLastname": "Lukkien",
+        "customFields": [{"customerType": "unlimited"}, {"customerSince": "2019-12-24"}],
+        "timeline": [
+            {
+                "externalID": "2354rfwerf45",
+                "lastUpdate": "2021-12-21 15:00:11",
+                "type": "event",
+                "message": "Marketing mail regarding price reduction",
+                "source": "hubspot",
+                "url": "https://hubspot.com/link234235",
+            }
+        ],
+    }
+]
+
+
+def _error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(ErrorSerializer, description=description)
+
+
+class OmnideskCustomerLookupApi(APIView):
+    """Omnidesk customer lookup (contract: omnidesk-customer-lookup.txt)."""
+
+    authentication_classes = [OmnideskKeyAuthentication]
+    permission_classes: list = []
+    http_method_names = ["get"]
+
+    @extend_schema(
+        operation_id="omnidesk_customer_lookup",
+        tags=["Omnidesk"],
+        summary="Find customers by phone number, e-mail address or primary id",
+        description="Called by Omnidesk on every contact. Give `channelAddressType` with `address`, or "
+        "`primaryID`. Always answers a JSON array: `[]` when nothing matches, every match when several "
+        "customers share the address, zero or one for `primaryID`.",
+        parameters=[
+            OpenApiParameter("brand_slug", OpenApiTypes.STR, OpenApiParameter.PATH, description="The brand's slug."),
+            OpenApiParameter(
+                "channelAddressType",
+                OpenApiTypes.STR,
+                OpenApiParameter.QUERY,
+                enum=["phoneNumber", "email"],
+                description="Kind of address; required unless primaryID is given.",
+            ),
+            OpenApiParameter(
+                "address",
+                OpenApiTypes.STR,
+                OpenApiParameter.QUERY,
+                description="E.164 phone number (+31612312311; other spellings of the same number are "
+                "accepted and read with the brand's region) or e-mail address.",
+            ),
+            OpenApiParameter(
+                "ticketID", OpenApiTypes.STR, OpenApiParameter.QUERY, description="Recorded in the request log."
+            ),
+            OpenApiParameter(
+                "primaryID",
+                OpenApiTypes.STR,
+                OpenApiParameter.QUERY,
+                description="The brand's customer id (klantnummer); not together with channelAddressType/address.",
+            ),
+        ],
+        responses={
+            200: OpenApiResponse(
+                OmnideskCustomerSerializer(many=True),
+                description="The matching customers (possibly none).",
+                examples=[OpenApiExample("One customer", value=EXAMPLE)],
+            ),
+            400: _error("A missing, contradictory or malformed parameter (named in error.fields)."),
+            401: _error("No key query parameter."),
+            403: _error("Wrong, revoked or another brand's key, or a call from outside the key's networks."),
+            404: _error("No such brand."),
+            500: _error("Unexpected failure."),
+        },
+    )
+    def get(self, request, brand_slug: str):
+        return omnidesk_lookup(request, brand_slug)
+
+    def dispatch(self, request, *args, **kwargs):
+        # Hot path: the view only reads the query string, so DRF's request
+        # wrapping, negotiation and finalization are skipped.
+        return omnidesk_lookup(request, kwargs["brand_slug"])
+
+
+urlpatterns = [
+    path(
+        "omnidesk/<str:brand_slug>/customerlookup",
+        OmnideskCustomerLookupApi.as_view(),
+        name="omnidesk-customer-lookup",
+    )
+]

@@ -1,0 +1,370 @@
+"""CRM syncs in the admin as Deskpro's four tabs (Create Users, Update Users,
+Delete Users, Logs), secrets write-only, "Send a test" with a dry-run preview,
+"Retry now" on failed deliveries; the delivery list with filters."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import Http404, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from hub.tenancy import BrandScopedAdmin, BrandScopedInline
+from synclog.models import DeliveryAttempt
+
+from . import crm, selectors, services
+from .models import CrmAction, CrmSync, CrmSyncAction, Delivery, DeliveryState, RemoteId
+from .rendering import RenderError, render_request
+
+SYNC_SECRETS = ("auth_password", "api_key")
+MASKED_PREVIEW_HEADERS = {"authorization"}
+
+
+class CrmSyncForm(forms.ModelForm):
+    """Secrets are write-only: blank keeps the stored value; never rendered back."""
+
+    clear_secrets = forms.BooleanField(
+        required=False, label="remove stored password and API key", help_text="Tick to delete them."
+    )
+    new_signing_secret = forms.BooleanField(
+        required=False,
+        label="generate a new signing secret",
+        help_text="The hub makes a Standard Webhooks secret (whsec_...) and shows it once after saving.",
+    )
+    remove_signing_secret = forms.BooleanField(required=False, label="stop signing requests")
+
+    class Meta:
+        model = CrmSync
+        fields = [
+            "brand",
+            "name",
+            "enabled",
+            "auth_type",
+            "auth_username",
+            "auth_password",
+            "api_key_header",
+            "api_key",
+        ]
+        widgets = {
+            name: forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
+            for name in SYNC_SECRETS
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in SYNC_SECRETS:
+            if name in self.fields:
+                stored = bool(self.instance.pk and getattr(self.instance, name))
+                self.fields[name].help_text = (
+                    "A value is stored (hidden). Leave blank to keep it." if stored else "Not set."
+                ) + " Encrypted at rest."
+                self.initial[name] = ""
+
+    def clean(self):
+        data = super().clean()
+        for name in SYNC_SECRETS:
+            if not data.get(name) and self.instance.pk and not data.get("clear_secrets"):
+                data[name] = getattr(self.instance, name)
+        if data.get("auth_type") == "bearer" and not data.get("api_key"):
+            self.add_error("api_key", "A bearer token is needed for bearer authentication.")
+        if data.get("auth_type") == "api_key" and not data.get("api_key"):
+            self.add_error("api_key", "An API key is needed for API key authentication.")
+        return data
+
+
+class ActionForm(forms.ModelForm):
+    class Meta:
+        model = CrmSyncAction
+        fields = [
+            "enabled",
+            "unique_id_path",
+            "method",
+            "url",
+            "headers",
+            "body",
+            "body_format",
+            "verify_ssl",
+            "timeout_seconds",
+        ]
+        widgets = {
+            "url": forms.TextInput(attrs={"size": 100}),
+            "headers": forms.Textarea(attrs={"rows": 3, "cols": 100, "style": "font-family: monospace"}),
+            "body": forms.Textarea(attrs={"rows": 8, "cols": 100, "style": "font-family: monospace"}),
+        }
+
+    action_kind = ""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.instance.action = self.action_kind
+
+
+def _action_inline(kind: str, title: str, help_text: str):
+    form = type(f"{kind.title()}ActionForm", (ActionForm,), {"action_kind": kind})
+
+    class ActionInline(BrandScopedInline, admin.StackedInline):
+        model = CrmSyncAction
+        extra = 1
+        max_num = 1
+        min_num = 0
+        can_delete = False
+        verbose_name = title
+        verbose_name_plural = title
+        fields = [name for name in ActionForm._meta.fields if kind == CrmAction.CREATE or name != "unique_id_path"]
+
+        def get_queryset(self, request):
+            return super().get_queryset(request).filter(action=kind)
+
+        def get_formset(self, request, obj=None, **kwargs):
+            kwargs["form"] = form
+            formset = super().get_formset(request, obj, **kwargs)
+            formset.help_text = help_text
+            formset.action_kind = kind
+            return formset
+
+        def get_extra(self, request, obj=None, **kwargs):
+            if obj is not None and obj.actions.filter(action=kind).exists():
+                return 0
+            return 1
+
+    ActionInline.__name__ = f"{kind.title()}ActionInline"
+    return ActionInline
+
+
+CreateInline = _action_inline(
+    CrmAction.CREATE,
+    "Sync new user webhook",
+    "Unique ID Path: without it, the hub cannot push updates or deletes to this CRM beyond the initial creation.",
+)
+UpdateInline = _action_inline(CrmAction.UPDATE, "Sync updated user webhook", "Typically PUT to …/{{ remote_id }}.")
+DeleteInline = _action_inline(CrmAction.DELETE, "Sync deleted user webhook", "Typically DELETE …/{{ remote_id }}.")
+
+
+@admin.register(CrmSync)
+class CrmSyncAdmin(BrandScopedAdmin):
+    form = CrmSyncForm
+    change_form_template = "admin/outbound/crmsync/change_form.html"
+    list_display = ["name", "brand", "enabled", "auth_type", "actions_summary", "updated_at"]
+    list_filter = ["enabled", "brand"]
+    search_fields = ["name"]
+    inlines = [CreateInline, UpdateInline, DeleteInline]
+    fieldsets = [
+        (None, {"fields": ["brand", "name", "enabled"]}),
+        (
+            "Authentication",
+            {
+                "fields": ["auth_type", "auth_username", "auth_password", "api_key_header", "api_key", "clear_secrets"],
+                "description": "Applies to all three webhooks. Secrets are encrypted and never shown again.",
+            },
+        ),
+        ("Signing", {"fields": ["new_signing_secret", "remove_signing_secret"]}),
+    ]
+
+    @admin.display(description="webhooks")
+    def actions_summary(self, obj):
+        enabled = [a.get_action_display() for a in obj.actions.all() if a.enabled]
+        return ", ".join(enabled) or "none enabled"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("actions")
+
+    def save_model(self, request, obj, form, change):
+        if form.cleaned_data.get("remove_signing_secret"):
+            obj.signing_secret = ""
+        super().save_model(request, obj, form, change)
+        if form.cleaned_data.get("new_signing_secret"):
+            secret = services.crm_sync_set_signing_secret(sync=obj)
+            messages.warning(
+                request,
+                format_html(
+                    "New signing secret (shown once, copy it now): <code>{}</code>. "
+                    "Receivers verify webhook-signature with it (Standard Webhooks).",
+                    secret,
+                ),
+            )
+
+    def get_urls(self):
+        urls = super().get_urls()
+        own = [
+            path("<int:pk>/send-test/", self.admin_site.admin_view(self.send_test_view), name="outbound_crmsync_test"),
+            path("<int:pk>/retry/", self.admin_site.admin_view(self.retry_view), name="outbound_crmsync_retry"),
+        ]
+        return own + urls
+
+    def _sync_or_404(self, request, pk, *, write: bool) -> CrmSync:
+        sync = get_object_or_404(self.get_queryset(request), pk=pk)
+        allowed = self.has_change_permission(request, sync) if write else self.has_view_permission(request, sync)
+        if not allowed:
+            raise PermissionDenied
+        return sync
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = extra_context or {}
+        sync = self.get_queryset(request).filter(pk=object_id).first() if object_id.isdigit() else None
+        if sync is not None:
+            extra_context.update(self.logs_context(request, sync))
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def logs_context(self, request, sync: CrmSync) -> dict:
+        """The Logs tab: this sync's deliveries and attempts, filters, success rates."""
+        deliveries = selectors.crm_sync_deliveries(sync=sync)
+        rates = selectors.success_rates(deliveries=deliveries)
+        filtered = deliveries
+        state = request.GET.get("log_state", "")
+        action = request.GET.get("log_action", "")
+        days = request.GET.get("log_days", "")
+        if state in DeliveryState.values:
+            filtered = filtered.filter(state=state)
+        if action in CrmAction.values:
+            ids = list(sync.actions.filter(action=action).values_list("pk", flat=True))
+            filtered = filtered.filter(source_id__in=ids)
+        if days.isdigit():
+            filtered = filtered.filter(created_at__gte=timezone.now() - timedelta(days=int(days)))
+        rows = list(filtered.order_by("-created_at", "-pk").prefetch_related("attempt_log")[:100])
+        return {
+            "log_rows": rows,
+            "log_rates": rates,
+            "log_states": DeliveryState.choices,
+            "log_actions": CrmAction.choices,
+            "log_filter": {"state": state, "action": action, "days": days},
+            "log_total": filtered.count(),
+            "test_url": reverse("admin:outbound_crmsync_test", args=[sync.pk]),
+            "retry_url": reverse("admin:outbound_crmsync_retry", args=[sync.pk]),
+            "can_send": self.has_change_permission(request, sync),
+        }
+
+    def retry_view(self, request, pk):
+        sync = self._sync_or_404(request, pk, write=True)
+        if request.method != "POST":
+            raise Http404
+        wanted = [int(v) for v in request.POST.getlist("delivery_ids") if v.isdigit()]
+        ids = list(selectors.crm_sync_deliveries(sync=sync).filter(pk__in=wanted).values_list("pk", flat=True))
+        with transaction.atomic():
+            count = services.deliveries_retry_now(delivery_ids=ids)
+        messages.success(request, f"{count} deliveries will be retried now.")
+        return HttpResponseRedirect(reverse("admin:outbound_crmsync_change", args=[sync.pk]) + "#logs")
+
+    def send_test_view(self, request, pk):
+        """Send a test: pick an action and a customer, see the exact request (dry run), then send it."""
+        sync = self._sync_or_404(request, pk, write=True)
+        data = request.POST if request.method == "POST" else request.GET
+        action_kind = data.get("action", CrmAction.CREATE)
+        customer_ref = (data.get("customer") or "").strip()
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Send a test — {sync.name}",
+            "sync": sync,
+            "opts": self.model._meta,
+            "actions": CrmAction.choices,
+            "chosen_action": action_kind,
+            "customer_ref": customer_ref,
+        }
+        action = sync.actions.filter(action=action_kind).first()
+        if customer_ref and action is None:
+            context["error"] = "This webhook is not configured yet."
+        elif customer_ref:
+            snapshot = selectors.customer_snapshot(brand_id=sync.brand_id, customer_ref=customer_ref)
+            if snapshot is None:
+                context["error"] = f"No customer with ID {customer_ref!r} in {sync.brand}."
+            else:
+                config = crm.resolve(action.pk) or action
+                for name in crm.AUTH_FIELDS:
+                    setattr(config, name, getattr(sync, name))
+                remote = sync.remote_ids.filter(customer_pk=snapshot["id"]).first()
+                tokens = {
+                    **services.crm_context(event_type=f"customer.{action_kind}d", customer=snapshot),
+                    "remote_id": remote.remote_id if remote else "",
+                }
+                try:
+                    rendered = render_request(config, tokens)
+                    shown = {
+                        k: ("********" if k.lower() in MASKED_PREVIEW_HEADERS or k == config.api_key_header else v)
+                        for k, v in rendered.headers.items()
+                    }
+                    if sync.signing_secret:
+                        shown["webhook-signature"] = "(computed when sent)"
+                    shown["Idempotency-Key"] = shown["webhook-id"] = "(a new message id when sent)"
+                    rendered.headers = shown
+                    context["preview"] = services.mask(rendered.as_text(), services._secrets_of(config))
+                except RenderError as exc:
+                    context["error"] = f"The request cannot be built: {exc.reason}"
+                if request.method == "POST" and data.get("confirm") == "send" and "error" not in context:
+                    delivery = services.crm_sync_test_delivery(action=action, customer_snapshot=snapshot)
+                    context["delivery"] = delivery
+                    context["attempt"] = delivery.attempt_log.order_by("-pk").first()
+        return TemplateResponse(request, "admin/outbound/crmsync/send_test.html", context)
+
+
+class AttemptInline(admin.TabularInline):
+    model = DeliveryAttempt
+    extra = 0
+    can_delete = False
+    fields = ["number", "started_at", "duration_ms", "method", "url", "response_status", "error", "note", "succeeded"]
+    readonly_fields = fields
+    ordering = ["number"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(BrandScopedAdmin):
+    """Deliveries (read-only) with "Retry now"."""
+
+    list_display = ["created_at", "source_name", "event_type", "state", "attempts", "last_status", "next_attempt_at"]
+    list_filter = ["state", "source_kind", "event_type", "brand"]
+    search_fields = ["source_name", "message_id", "=customer_id"]
+    date_hierarchy = "created_at"
+    inlines = [AttemptInline]
+    actions = ["retry_now"]
+    readonly_fields = [f.name for f in Delivery._meta.fields]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_retry_permission(self, request):
+        return BrandScopedAdmin.has_change_permission(self, request)
+
+    @admin.action(description="Retry now (failed or waiting deliveries)", permissions=["retry"])
+    def retry_now(self, request, queryset):
+        from hub.tenancy import admin_brand_ids
+
+        if not request.user.is_superuser:
+            queryset = queryset.filter(brand_id__in=admin_brand_ids(request.user))
+        with transaction.atomic():
+            count = services.deliveries_retry_now(delivery_ids=list(queryset.values_list("pk", flat=True)))
+        messages.success(request, f"{count} deliveries will be retried now.")
+
+
+@admin.register(RemoteId)
+class RemoteIdAdmin(BrandScopedAdmin):
+    """The CRM ids read from create responses (Unique ID Path), read-only."""
+
+    brand_lookup = "sync__brand"
+    list_display = ["customer_ref", "customer_pk", "sync", "remote_id", "updated_at"]
+    list_filter = ["sync"]
+    search_fields = ["customer_ref", "remote_id"]
+    readonly_fields = ["sync", "customer_pk", "customer_ref", "remote_id", "updated_at"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,31 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+SWEEP_SCHEDULE_NAME = "hookhub: outbound delivery sweeper"
+
+
+def ensure_sweep_schedule(sender, **kwargs) -> None:
+    """The every-minute sweeper, created idempotently after migrate (never at import)."""
+    from django_q.models import Schedule
+
+    Schedule.objects.update_or_create(
+        name=SWEEP_SCHEDULE_NAME,
+        defaults={
+            "func": "hooks.outbound.tasks.sweep",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": 1,
+            "repeats": -1,
+        },
+    )
+
+
+class OutboundConfig(AppConfig):
+    name = "hooks.outbound"
+    label = "outbound"
+    verbose_name = "Outbound webhooks"
+
+    def ready(self) -> None:
+        from . import crm
+
+        crm.register()
+        post_migrate.connect(ensure_sweep_schedule, sender=self, dispatch_uid="outbound-sweep-schedule")

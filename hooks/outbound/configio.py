@@ -1,0 +1,261 @@
+"""Config as code: a brand's outbound configuration as JSON (docs/config-as-code.md).
+
+``config_export`` writes the brand's CRM syncs (and every section another app
+registered, e.g. dispatcher rules) with secrets as references to environment
+variables, never in clear. ``config_import`` validates the whole file first
+and refuses it whole, with every reason, when anything is wrong; otherwise it
+applies it in one transaction. Importing the same file twice changes nothing.
+Objects are matched by name within the brand; objects missing from the file
+are left alone.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from hub.models import Brand
+
+from .models import SECRET_FIELDS, CrmAction, CrmSync, CrmSyncAction
+
+FORMAT = "hookhub-config"
+VERSION = 1
+SYNC_FIELDS = ("enabled", "auth_type", "auth_username", "api_key_header")
+SYNC_SECRETS = ("auth_password", "api_key", "signing_secret")
+ACTION_FIELDS = (
+    "enabled",
+    "method",
+    "url",
+    "headers",
+    "body",
+    "body_format",
+    "verify_ssl",
+    "timeout_seconds",
+    "unique_id_path",
+)
+
+
+class ConfigError(Exception):
+    def __init__(self, errors: list[str]):
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
+def secret_env_name(brand: Brand, *parts: str) -> str:
+    raw = "_".join(("HOOKHUB", brand.slug, *parts))
+    return re.sub(r"[^A-Z0-9]+", "_", raw.upper()).strip("_")
+
+
+def secret_ref(brand: Brand, value: str, *parts: str) -> dict | None:
+    """A set secret becomes {"env": NAME}; an empty one null."""
+    return {"env": secret_env_name(brand, *parts)} if value else None
+
+
+class SecretResolver:
+    """Reads {"env": NAME} references from the environment, collecting what is missing."""
+
+    def __init__(self, environ: dict[str, str] | None = None):
+        self.environ = os.environ if environ is None else environ
+
+    def __call__(self, value: Any, where: str, errors: list[str]) -> str:
+        if value in (None, ""):
+            return ""
+        if not isinstance(value, dict) or set(value) != {"env"} or not isinstance(value["env"], str):
+            errors.append(f'{where}: a secret must be null or {{"env": "VARIABLE_NAME"}}, never the value itself.')
+            return ""
+        name = value["env"]
+        if name not in self.environ:
+            errors.append(f"{where}: the environment variable {name} is not set.")
+            return ""
+        return self.environ[name]
+
+
+# ------------------------------------------------------------------ sections
+
+
+@dataclass(frozen=True)
+class Section:
+    """A part of the file. ``load(brand, items, secrets, errors, apply) -> changed``
+    validates (apply=False, append to errors) or writes (apply=True)."""
+
+    key: str
+    export: Callable[[Brand], list[dict]]
+    load: Callable[[Brand, list, SecretResolver, list[str], bool], int]
+
+
+_sections: dict[str, Section] = {}
+
+
+def register_config_section(key: str, export: Callable, load: Callable) -> None:
+    """Other apps (dispatcher rules) add their part of the file here, in AppConfig.ready()."""
+    _sections[key] = Section(key=key, export=export, load=load)
+
+
+# ------------------------------------------------------------------ CRM syncs
+
+
+def crm_syncs_export(brand: Brand) -> list[dict]:
+    out = []
+    for sync in CrmSync.objects.filter(brand=brand).prefetch_related("actions").order_by("name"):
+        item: dict[str, Any] = {"name": sync.name}
+        item.update({name: getattr(sync, name) for name in SYNC_FIELDS})
+        for name in SYNC_SECRETS:
+            item[name] = secret_ref(brand, getattr(sync, name), sync.name, name)
+        item["actions"] = {
+            action.action: {name: getattr(action, name) for name in ACTION_FIELDS}
+            for action in sorted(sync.actions.all(), key=lambda a: CrmAction.values.index(a.action))
+        }
+        out.append(item)
+    return out
+
+
+def _check_keys(item: dict, allowed: set[str], where: str, errors: list[str]) -> bool:
+    if not isinstance(item, dict):
+        errors.append(f"{where}: expected an object.")
+        return False
+    unknown = sorted(set(item) - allowed)
+    if unknown:
+        errors.append(f"{where}: unknown keys {', '.join(unknown)}.")
+    return True
+
+
+def _validation_errors(obj, where: str, errors: list[str], exclude: list[str]) -> None:
+    try:
+        obj.full_clean(exclude=exclude, validate_unique=False, validate_constraints=False)
+    except ValidationError as exc:
+        for field, messages in exc.message_dict.items():
+            for message in messages:
+                errors.append(f"{where}.{field}: {message}" if field != "__all__" else f"{where}: {message}")
+
+
+def _assign(obj, values: dict) -> bool:
+    changed = False
+    for name, value in values.items():
+        if getattr(obj, name) != value:
+            setattr(obj, name, value)
+            changed = True
+    return changed
+
+
+def crm_syncs_load(brand: Brand, items: list, secrets: SecretResolver, errors: list[str], apply: bool) -> int:
+    if not isinstance(items, list):
+        errors.append("crm_syncs: expected a list.")
+        return 0
+    changed = 0
+    seen: set[str] = set()
+    existing = {s.name: s for s in CrmSync.objects.filter(brand=brand).prefetch_related("actions")}
+    for index, item in enumerate(items):
+        where = f"crm_syncs[{index}]"
+        if not _check_keys(item, {"name", *SYNC_FIELDS, *SYNC_SECRETS, "actions"}, where, errors):
+            continue
+        name = item.get("name")
+        if not isinstance(name, str) or not name.strip():
+            errors.append(f"{where}.name: a name is required.")
+            continue
+        if name in seen:
+            errors.append(f"{where}.name: {name!r} appears twice.")
+        seen.add(name)
+        sync = existing.get(name) or CrmSync(brand=brand, name=name)
+        values = {field: item[field] for field in SYNC_FIELDS if field in item}
+        for field in SYNC_SECRETS:
+            if field in item:
+                values[field] = secrets(item[field], f"{where}.{field}", errors)
+        sync_changed = _assign(sync, values) or sync.pk is None
+        _validation_errors(sync, where, errors, exclude=["brand"])
+        actions = item.get("actions") or {}
+        if not _check_keys(actions, set(CrmAction.values), f"{where}.actions", errors):
+            continue
+        current = {a.action: a for a in sync.actions.all()} if sync.pk else {}
+        planned = []
+        for kind, spec in actions.items():
+            action_where = f"{where}.actions.{kind}"
+            if not _check_keys(spec, set(ACTION_FIELDS), action_where, errors):
+                continue
+            action = current.get(kind) or CrmSyncAction(action=kind)
+            action_changed = _assign(action, {field: spec[field] for field in ACTION_FIELDS if field in spec})
+            _validation_errors(action, action_where, errors, exclude=["sync", *SECRET_FIELDS])
+            planned.append((action, action_changed or action.pk is None))
+        if apply and not errors:
+            if sync_changed:
+                sync.save()
+                changed += 1
+            for action, action_changed in planned:
+                if action_changed:
+                    action.sync = sync
+                    action.save()
+                    changed += 1
+    return changed
+
+
+register_config_section("crm_syncs", crm_syncs_export, crm_syncs_load)
+
+
+# ------------------------------------------------------------------ file
+
+
+def config_export(*, brand: Brand) -> dict:
+    data: dict[str, Any] = {"format": FORMAT, "version": VERSION, "brand": brand.slug}
+    for key, section in _sections.items():
+        data[key] = section.export(brand)
+    return data
+
+
+def secret_references(data: dict) -> list[str]:
+    """Every environment variable a file refers to (to tell the operator what to set)."""
+    found: list[str] = []
+
+    def walk(value):
+        if isinstance(value, dict):
+            if set(value) == {"env"} and isinstance(value["env"], str):
+                found.append(value["env"])
+                return
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(data)
+    return sorted(set(found))
+
+
+def config_import(*, data: Any, brand_slug: str | None = None, environ: dict[str, str] | None = None) -> int:
+    """Validate the whole file, then apply it in one transaction. Returns the
+    number of objects created or changed (0 when the file matches the database).
+    Raises ConfigError with every reason, changing nothing, when the file is invalid."""
+    errors: list[str] = []
+    if not isinstance(data, dict):
+        raise ConfigError(["The file must hold a JSON object."])
+    if data.get("format") != FORMAT:
+        errors.append(f'format: expected "{FORMAT}".')
+    if data.get("version") != VERSION:
+        errors.append(f"version: expected {VERSION}.")
+    unknown = sorted(set(data) - {"format", "version", "brand", *_sections})
+    if unknown:
+        errors.append(f"unknown sections: {', '.join(unknown)}.")
+    slug = brand_slug or data.get("brand")
+    brand = Brand.objects.filter(slug=slug).first() if isinstance(slug, str) else None
+    if brand is None:
+        errors.append(f"brand: no brand with slug {slug!r}.")
+        raise ConfigError(errors)
+    secrets = SecretResolver(environ)
+    for key, section in _sections.items():
+        if key in data:
+            section.load(brand, data[key], secrets, errors, False)
+    if errors:
+        raise ConfigError(errors)
+    changed = 0
+    with transaction.atomic():
+        for key, section in _sections.items():
+            if key in data:
+                changed += section.load(brand, data[key], secrets, errors, True)
+        if errors:  # a check only the database can make (e.g. a constraint)
+            transaction.set_rollback(True)
+            raise ConfigError(errors)
+    return changed

@@ -1,0 +1,310 @@
+"""From a request configuration and a token context to the exact HTTP request.
+
+Templates are admin-authored Jinja2, run in the sandbox with an output size cap
+(ARCHITECTURE.md, security model). Every ``{{ value }}`` is escaped for where it
+lands, so a customer named ``Jo "J" <b>&\\n`` still yields valid data:
+
+* URL: percent-encoded (a path segment or query value);
+* headers: CR, LF and other control characters become spaces, so a value can
+  never start a new header;
+* JSON body: escaped as the inside of a JSON string (write ``"{{ x }}"``);
+  lists and objects are written as JSON;
+* XML body: XML text escaping (``&amp;`` ``&lt;`` ``&gt;`` ``&quot;`` ``&apos;``);
+* form body: ``application/x-www-form-urlencoded`` encoding (EddyDesk: ``&``
+  separates the variables, so write ``name={{ person.name }}&email=...``).
+
+``{{ x|tojson }}`` and ``{{ x|raw }}`` are written as they are (the admin takes
+responsibility). A JSON or XML body that does not parse after rendering is a
+:class:`RenderError` (logged as a delivery error, never a crash).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+from urllib.parse import quote, quote_plus, urlsplit
+from xml.sax.saxutils import escape as xml_escape
+
+from defusedxml import ElementTree as SafeET
+from django.conf import settings
+from jinja2 import ChainableUndefined, TemplateError, Undefined
+from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup
+
+CONTENT_TYPES = {
+    "json": "application/json",
+    "xml": "application/xml",
+    "form": "application/x-www-form-urlencoded",
+}
+HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Headers the engine sets itself; a template cannot override them.
+RESERVED_HEADERS = {"host", "content-length", "webhook-id", "webhook-timestamp", "webhook-signature", "idempotency-key"}
+
+
+class RenderError(Exception):
+    """The request could not be built; ``reason`` says why in words an admin understands."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class RenderedRequest:
+    method: str
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    body: str = ""
+
+    def as_text(self) -> str:
+        """The request as it goes on the wire (for previews)."""
+        lines = [f"{self.method} {self.url}"] + [f"{k}: {v}" for k, v in self.headers.items()]
+        return "\n".join(lines) + "\n\n" + self.body
+
+
+def max_output() -> int:
+    return getattr(settings, "HUB_TEMPLATE_MAX_OUTPUT_BYTES", 256 * 1024)
+
+
+# ------------------------------------------------------------------ escaping
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _finalizer(escape):
+    def finalize(value: Any) -> str:
+        if value is None or isinstance(value, Undefined):
+            return ""
+        if isinstance(value, Markup):
+            return str(value)
+        return escape(value)
+
+    return finalize
+
+
+def _json_escape(value: Any) -> str:
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return json.dumps(value)
+    return json.dumps(str(value), ensure_ascii=False)[1:-1]
+
+
+ESCAPERS = {
+    "url": lambda v: quote(_plain(v), safe=""),
+    "header": lambda v: _CONTROL.sub(" ", _plain(v)),
+    "json": _json_escape,
+    "xml": lambda v: xml_escape(_plain(v), {'"': "&quot;", "'": "&apos;"}),
+    "form": lambda v: quote_plus(_plain(v)),
+    "text": _plain,
+}
+
+
+@lru_cache(maxsize=8)
+def environment(part: str) -> SandboxedEnvironment:
+    env = SandboxedEnvironment(
+        autoescape=False, undefined=ChainableUndefined, finalize=_finalizer(ESCAPERS[part]), keep_trailing_newline=True
+    )
+    # "raw" writes a value unescaped (the admin asked for it); Markup is only a marker here, never HTML.
+    env.filters["raw"] = lambda value: Markup(_plain(value))  # noqa: S704
+    return env
+
+
+@lru_cache(maxsize=2048)
+def _compile(part: str, source: str):
+    return environment(part).from_string(source)
+
+
+def render_template(part: str, source: str, context: dict[str, Any], *, limit: int | None = None) -> str:
+    """Render one template with the escaping of ``part``; raises RenderError."""
+    if not source:
+        return ""
+    limit = max_output() if limit is None else limit
+    try:
+        template = _compile(part, source)
+        out: list[str] = []
+        size = 0
+        for chunk in template.generate(context):
+            size += len(chunk)
+            if size > limit:
+                raise RenderError(f"The rendered {part} is larger than {limit} characters.")
+            out.append(chunk)
+        return "".join(out)
+    except RenderError:
+        raise
+    except TemplateError as exc:
+        raise RenderError(f"Template error in the {part}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - any failure inside a template is the template's
+        raise RenderError(f"Template error in the {part}: {type(exc).__name__}: {exc}") from exc
+
+
+# ------------------------------------------------------------------ request
+
+
+def token_context(context: dict[str, Any]) -> dict[str, Any]:
+    """Deskpro uses ``user.`` as an alias of ``person.`` (its own example mixes them)."""
+    ctx = dict(context)
+    if "person" in ctx:
+        ctx.setdefault("user", ctx["person"])
+    return ctx
+
+
+def header_lines(text: str) -> list[tuple[str, str]]:
+    """Parse ``Name: value`` lines; raises RenderError for a malformed line."""
+    pairs = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        name, sep, value = line.partition(":")
+        name = name.strip()
+        if not sep or not HEADER_NAME.match(name):
+            raise RenderError(f'Header line {number} is not "Name: value": {line[:80]!r}')
+        pairs.append((name, value.strip()))
+    return pairs
+
+
+def check_body(body: str, body_format: str) -> None:
+    if not body.strip():
+        return
+    if body_format == "json":
+        try:
+            json.loads(body)
+        except ValueError as exc:
+            raise RenderError(f"The data is not valid JSON after rendering: {exc}") from exc
+    elif body_format == "xml":
+        try:
+            SafeET.fromstring(body)
+        except Exception as exc:  # noqa: BLE001 - defusedxml raises several kinds
+            raise RenderError(f"The data is not valid XML after rendering: {exc}") from exc
+
+
+def check_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise RenderError(f"The URL must be an http or https address with a host, got {url[:200]!r}.")
+
+
+def auth_headers(config: Any) -> dict[str, str]:
+    kind = getattr(config, "auth_type", "none")
+    if kind == "basic":
+        raw = f"{config.auth_username}:{config.auth_password or ''}".encode()
+        return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+    if kind == "bearer":
+        return {"Authorization": f"Bearer {config.api_key or ''}"}
+    if kind == "api_key":
+        return {(config.api_key_header or "X-API-Key").strip(): config.api_key or ""}
+    return {}
+
+
+def render_request(config: Any, context: dict[str, Any]) -> RenderedRequest:
+    """Build the exact request (method, URL, headers incl. auth, body) for a
+    WebhookRequestConfig and a token context. Signature and message-id headers
+    are added by the transport at send time. Raises RenderError with a reason."""
+    ctx = token_context(context)
+    url = render_template("url", config.url.strip(), ctx).strip()
+    check_url(url)
+    headers: dict[str, str] = {}
+    for name, value_source in header_lines(config.headers or ""):
+        if name.lower() in RESERVED_HEADERS:
+            continue
+        headers[name] = render_template("header", value_source, ctx, limit=8192).strip()
+    body = render_template(config.body_format, config.body or "", ctx)
+    check_body(body, config.body_format)
+    if body and not any(name.lower() == "content-type" for name in headers):
+        headers["Content-Type"] = CONTENT_TYPES[config.body_format]
+    headers.update(auth_headers(config))
+    return RenderedRequest(method=config.method, url=url, headers=headers, body=body)
+
+
+SAMPLE_PERSON = {
+    "id": 1,
+    "customer_id": "C000001",
+    "first_name": 'Jo "JJ"',
+    "last_name": "<O'Brien> & Co\nLtd",
+    "name": 'Jo "JJ" <O\'Brien> & Co\nLtd',
+    "email": "jo@example.com",
+    "phone": "+31612345678",
+    "organizations": "Acme",
+    "contact": {"whatsapp": "+31612345678"},
+    "summary": "VIP",
+    "timezone": "Europe/Amsterdam",
+    "last_logged_in": "2026-01-01T10:00:00Z",
+    "created_at": "2026-01-01T10:00:00Z",
+    "updated_at": "2026-01-02T10:00:00Z",
+    "custom_fields": {},
+}
+SAMPLE_CONTEXT = {"person": SAMPLE_PERSON, "remote_id": "R-1", "customer_id": "C000001", "event": "customer.updated"}
+
+
+def _literal_host_problem(url: str) -> str | None:
+    """Save-time SSRF check for a host written as an IP address or localhost (the
+    send-time guard in transport.py checks every resolved address again)."""
+    import ipaddress
+
+    from .transport import address_problem
+
+    if settings.HUB_ALLOW_PRIVATE_DESTINATIONS or "{" in url.split("/")[2]:
+        return None
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return "The URL cannot be parsed."
+    if host == "localhost" or host.endswith(".localhost"):
+        return "Webhooks may not call localhost (HUB_ALLOW_PRIVATE_DESTINATIONS is off)."
+    try:
+        problem = address_problem(ipaddress.ip_address(host))
+    except ValueError:
+        return None
+    if problem:
+        return f"Webhooks may only call public addresses; {host} is {problem}."
+    return None
+
+
+def validate_config(config: Any, sample: dict[str, Any] | None = None) -> dict[str, list[str]]:
+    """Save-time checks (NetBox validate_jinja2_syntax): template syntax, URL
+    scheme, header lines, and that the data is valid JSON / XML when rendered
+    with sample values full of quotes, ``<``, ``&`` and newlines."""
+    errors: dict[str, list[str]] = {}
+    sample = token_context(sample or SAMPLE_CONTEXT)
+    url = (config.url or "").strip()
+    if not re.match(r"(?i)^https?://", url):
+        errors.setdefault("url", []).append("The URL must start with http:// or https://.")
+    elif problem := _literal_host_problem(url):
+        errors.setdefault("url", []).append(problem)
+    for name, part, source in (
+        ("url", "url", url),
+        ("headers", "header", config.headers or ""),
+        ("body", config.body_format, config.body or ""),
+    ):
+        try:
+            environment(part).parse(source)
+        except TemplateError as exc:
+            errors.setdefault(name, []).append(f"Template syntax error: {exc}")
+    try:
+        header_lines(config.headers or "")
+    except RenderError as exc:
+        errors.setdefault("headers", []).append(exc.reason)
+    if "body" not in errors:
+        try:
+            check_body(render_template(config.body_format, config.body or "", sample), config.body_format)
+        except RenderError as exc:
+            errors.setdefault("body", []).append(exc.reason + " (checked with sample values)")
+    timeout = getattr(config, "timeout_seconds", 10) or 0
+    if not 1 <= timeout <= 30:
+        errors.setdefault("timeout_seconds", []).append("Between 1 and 30 seconds.")
+    if getattr(config, "auth_type", "none") == "api_key" and not (config.api_key_header or "").strip():
+        errors.setdefault("api_key_header", []).append("Name the header that carries the API key.")
+    return errors

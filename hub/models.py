@@ -1,0 +1,203 @@
+"""Tenants (brands), staff membership and inbound credentials."""
+
+from __future__ import annotations
+
+import ipaddress
+import zoneinfo
+
+import phonenumbers
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+from django.utils import timezone
+from simple_history.models import HistoricalRecords
+
+
+def validate_region(value: str) -> None:
+    if value not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValidationError(f"{value!r} is not a phone region code such as NL, SE or US.")
+
+
+def validate_time_zone(value: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValidationError(f"{value!r} is not an IANA time zone such as Europe/Amsterdam.") from exc
+
+
+def validate_networks(value: list) -> None:
+    if not isinstance(value, list):
+        raise ValidationError('A list of networks in CIDR notation, e.g. ["203.0.113.0/24"].')
+    bad = []
+    for item in value:
+        try:
+            ipaddress.ip_network(str(item), strict=False)
+        except ValueError:
+            bad.append(str(item))
+    if bad:
+        raise ValidationError(f"Not a network in CIDR notation: {', '.join(bad)}")
+
+
+class Brand(models.Model):
+    """A tenant: one company's customers, credentials and integrations."""
+
+    name = models.CharField("name", max_length=200, help_text="The brand as your agents know it.")
+    slug = models.SlugField(
+        "slug",
+        max_length=60,
+        unique=True,
+        help_text="Used in every platform URL, e.g. /hooks/omnidesk/<slug>/customerlookup.",
+    )
+    default_region = models.CharField(
+        "default phone region",
+        max_length=2,
+        default="NL",
+        validators=[validate_region],
+        help_text="ISO country code used for phone numbers written without a country code (e.g. 0612345678).",
+    )
+    time_zone = models.CharField(
+        "time zone",
+        max_length=64,
+        default="Europe/Amsterdam",
+        validators=[validate_time_zone],
+        help_text="IANA time zone; Omnidesk timeline times (lastUpdate) are shown in it.",
+    )
+    is_active = models.BooleanField(
+        "active", default=True, help_text="An inactive brand answers every platform call with 404."
+    )
+    create_activity_urls = models.JSONField(
+        "M8Com create-activity links",
+        default=list,
+        blank=True,
+        help_text='M8Com createActivityUrls: a list of {"name": ..., "url": ...}; the url is a template '
+        "with the customer's data, e.g. https://crm.example.com/customers/{{ customer.customer_id }}/notes/new.",
+    )
+    more_info_url_template = models.CharField(
+        "more-info URL template",
+        max_length=500,
+        blank=True,
+        help_text="Used for M8Com moreInfoUrl when a customer has no more-info URL of its own, "
+        "e.g. https://crm.example.com/customers/{{ customer.customer_id }}.",
+    )
+    create_unknown_callers = models.BooleanField(
+        "create customers for unknown callers",
+        default=False,
+        help_text="When M8Com logs a call from a number no customer has, create a customer for it.",
+    )
+    # Bumped in the same transaction as every change to this brand's customers;
+    # lookup caches are keyed by it so they never serve stale data.
+    generation = models.BigIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField("created", auto_now_add=True)
+    history = HistoricalRecords(excluded_fields=["generation"])
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "brand"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin", "Admin (configures)"
+    AUDITOR = "auditor", "Auditor (reads)"
+
+
+class Membership(models.Model):
+    """A staff user's role in one brand."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(
+        "role",
+        max_length=10,
+        choices=Role.choices,
+        default=Role.AUDITOR,
+        help_text="Admins configure the brand; auditors read everything and change nothing.",
+    )
+
+    class Meta:
+        ordering = ["brand__name", "user__username"]
+        constraints = [models.UniqueConstraint(fields=["user", "brand"], name="membership_unique_user_brand")]
+
+    def __str__(self) -> str:
+        return f"{self.user} — {self.brand} ({self.role})"
+
+
+class Integration(models.TextChoices):
+    OMNIDESK = "omnidesk", "Omnidesk customer lookup"
+    M8COM = "m8com", "M8Com number lookup and call logging"
+    SERVICEHOOKS = "servicehooks", "Contact-center service hooks"
+
+
+class CredentialQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(revoked_at__isnull=True)
+
+
+class Credential(models.Model):
+    """An inbound key for one brand and one integration.
+
+    The secret is generated by the hub, shown once, and stored as a SHA-256
+    hash (the secret has 256 bits of entropy, so a slow hash adds nothing).
+    """
+
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="credentials")
+    integration = models.CharField("integration", max_length=20, choices=Integration.choices)
+    name = models.CharField(
+        "name", max_length=100, blank=True, help_text="What this key is for, e.g. 'production 2026'."
+    )
+    prefix = models.CharField(
+        "prefix", max_length=16, editable=False, help_text="The first characters of the key, to tell keys apart."
+    )
+    secret_hash = models.CharField(max_length=64, unique=True, editable=False)
+    allowed_networks = models.JSONField(
+        "allowed client networks",
+        default=list,
+        blank=True,
+        validators=[validate_networks],
+        help_text='Optional CIDR list, e.g. ["203.0.113.0/24"]. Calls from elsewhere get 403 even with '
+        "the right key. Empty: any address.",
+    )
+    created_at = models.DateTimeField("created", auto_now_add=True)
+    last_used_at = models.DateTimeField("last used", null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField("revoked", null=True, blank=True, editable=False)
+    history = HistoricalRecords(excluded_fields=["secret_hash", "last_used_at"])
+
+    objects = CredentialQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["brand__name", "integration", "-created_at"]
+        indexes = [models.Index(fields=["brand", "integration"], name="credential_brand_integration")]
+
+    def __str__(self) -> str:
+        return f"{self.get_integration_display()} key {self.prefix}… ({self.brand})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    def allows_address(self, address: str | None) -> bool:
+        if not self.allowed_networks:
+            return True
+        return network_allows(self.allowed_networks, address)
+
+    def revoke(self) -> None:
+        self.revoked_at = timezone.now()
+        self.save(update_fields=["revoked_at"])
+
+
+def network_allows(networks: list, address: str | None) -> bool:
+    if not networks:
+        return True
+    if not address:
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(str(net), strict=False) for net in networks)
+
+
+slug_validator = RegexValidator(r"^[a-z0-9][a-z0-9-]*$", "Lower-case letters, digits and dashes.")

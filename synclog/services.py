@@ -1,0 +1,50 @@
+"""Log retention: old rows are deleted in small batches, never in one long lock."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from django.apps import apps
+from django.conf import settings
+from django.utils import timezone
+
+# (model label, timestamp field) of every log table retention applies to.
+RETAINED_LOGS = [
+    ("synclog.InboundRequest", "created_at"),
+    ("synclog.DeliveryAttempt", "started_at"),
+]
+PURGE_BATCH = 2000
+
+
+def logs_purge(*, older_than_days: int | None = None, batch_size: int = PURGE_BATCH, pause: float = 0.05) -> dict:
+    """Delete log rows older than the retention (SYNCLOG_RETENTION_DAYS), batch by batch.
+
+    Each batch is one short DELETE by primary key, so writers are never blocked
+    for long; returns {model label: rows deleted}.
+    """
+    days = settings.SYNCLOG_RETENTION_DAYS if older_than_days is None else older_than_days
+    cutoff = timezone.now() - timedelta(days=days)
+    deleted: dict[str, int] = {}
+    for label, field in RETAINED_LOGS:
+        try:
+            model = apps.get_model(label)
+        except LookupError:
+            continue
+        if field not in {f.name for f in model._meta.get_fields()}:
+            continue
+        total = 0
+        while True:
+            ids = list(
+                model.objects.filter(**{f"{field}__lt": cutoff})
+                .order_by("pk")
+                .values_list("pk", flat=True)[:batch_size]
+            )
+            if not ids:
+                break
+            total += model.objects.filter(pk__in=ids).delete()[1].get(label, len(ids))
+            if len(ids) < batch_size:
+                break
+            time.sleep(pause)
+        deleted[label] = total
+    return deleted

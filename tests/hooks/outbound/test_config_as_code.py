@@ -1,0 +1,141 @@
+"""export_config / import_config: secrets as environment references, idempotent,
+an invalid file refused whole with the reasons."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from hooks.outbound.models import CrmSync, CrmSyncAction
+from tests import factories
+
+from .conftest import make_sync
+
+pytestmark = pytest.mark.django_db
+
+
+def export(slug, tmp_path, capsys):
+    out = tmp_path / f"{slug}.json"
+    call_command("export_config", slug, "--output", str(out))
+    return out, json.loads(out.read_text()), capsys.readouterr().err
+
+
+def test_export_then_import_into_another_brand_is_faithful_and_idempotent(brand, tmp_path, capsys, monkeypatch):
+    sync = make_sync(brand, "https://crm.example.com", auth_type="basic", auth_username="svc", auth_password="pw-1")
+    sync.signing_secret = "whsec_c2VjcmV0c2VjcmV0c2VjcmV0"
+    sync.save()
+    path, data, err = export("acme", tmp_path, capsys)
+    text = path.read_text()
+    assert "pw-1" not in text and "whsec_" not in text
+    (item,) = data["crm_syncs"]
+    assert item["auth_password"] == {"env": "HOOKHUB_ACME_CRM_AUTH_PASSWORD"}
+    assert item["signing_secret"] == {"env": "HOOKHUB_ACME_CRM_SIGNING_SECRET"}
+    assert item["api_key"] is None
+    assert item["actions"]["create"]["unique_id_path"] == "$.id"
+    assert list(item["actions"]) == ["create", "update", "delete"]
+    assert "HOOKHUB_ACME_CRM_AUTH_PASSWORD" in err
+
+    target = factories.BrandFactory(slug="staging", name="Staging")
+    monkeypatch.setenv("HOOKHUB_ACME_CRM_AUTH_PASSWORD", "pw-1")
+    monkeypatch.setenv("HOOKHUB_ACME_CRM_SIGNING_SECRET", "whsec_c2VjcmV0c2VjcmV0c2VjcmV0")
+    call_command("import_config", str(path), "--brand", "staging")
+    assert "4 objects created or changed" in capsys.readouterr().out
+    copy = CrmSync.objects.get(brand=target)
+    assert (copy.auth_password, copy.signing_secret) == ("pw-1", sync.signing_secret)
+    fields = ["action", "method", "url", "headers", "body", "body_format", "unique_id_path", "timeout_seconds"]
+    assert list(copy.actions.order_by("action").values(*fields)) == list(
+        sync.actions.order_by("action").values(*fields)
+    )
+
+    call_command("import_config", str(path), "--brand", "staging")
+    assert "0 objects created or changed" in capsys.readouterr().out
+    _, again, _ = export("staging", tmp_path, capsys)
+    assert again["crm_syncs"][0]["actions"] == data["crm_syncs"][0]["actions"]
+
+    data["crm_syncs"][0]["actions"]["update"]["timeout_seconds"] = 20
+    path.write_text(json.dumps(data))
+    call_command("import_config", str(path), "--brand", "staging")
+    assert "1 objects created or changed" in capsys.readouterr().out
+    assert CrmSyncAction.objects.get(sync=copy, action="update").timeout_seconds == 20
+
+
+def test_an_invalid_file_is_refused_whole_with_every_reason(brand, tmp_path):
+    make_sync(brand, "https://crm.example.com", name="Existing")
+    before = list(CrmSyncAction.objects.values_list("pk", "url", "timeout_seconds"))
+    data = {
+        "format": "hookhub-config",
+        "version": 1,
+        "brand": "acme",
+        "crm_syncs": [
+            {
+                "name": "Existing",
+                "actions": {"create": {"url": "https://crm.example.com/changed", "timeout_seconds": 5}},
+            },
+            {
+                "name": "Bad",
+                "auth_type": "basic",
+                "auth_password": "clear-text-password",
+                "api_key": {"env": "HOOKHUB_NOT_SET_ANYWHERE"},
+                "actions": {
+                    "create": {"url": "ftp://x/{{ person.name", "timeout_seconds": 99, "colour": "red"},
+                    "archive": {},
+                },
+            },
+        ],
+    }
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(CommandError) as raised:
+        call_command("import_config", str(path))
+    message = str(raised.value)
+    assert "nothing was changed" in message
+    for reason in (
+        "crm_syncs[1].auth_password: a secret must be null or",
+        "crm_syncs[1].api_key: the environment variable HOOKHUB_NOT_SET_ANYWHERE is not set.",
+        "crm_syncs[1].auth_username: A username is needed",
+        "crm_syncs[1].actions: unknown keys archive.",
+        "crm_syncs[1].actions.create: unknown keys colour.",
+        "crm_syncs[1].actions.create.url: The URL must start with http:// or https://.",
+        "crm_syncs[1].actions.create.timeout_seconds:",
+    ):
+        assert reason in message, reason
+    assert "clear-text-password" not in message
+    assert list(CrmSyncAction.objects.values_list("pk", "url", "timeout_seconds")) == before
+    assert not CrmSync.objects.filter(name="Bad").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [("{not json", "is not JSON"), ('{"format": "x", "version": 2, "brand": "nope"}', "no brand with slug")],
+)
+def test_unreadable_files_are_refused(brand, tmp_path, content, reason):
+    path = tmp_path / "f.json"
+    path.write_text(content)
+    with pytest.raises(CommandError, match=reason):
+        call_command("import_config", str(path))
+
+
+def test_the_complete_example_in_the_docs_imports_and_is_idempotent(brand, tmp_path, monkeypatch, capsys):
+    from django.conf import settings
+
+    text = (settings.BASE_DIR / "docs" / "config-as-code.md").read_text()
+    example = text.split("```json\n", 1)[1].split("\n```", 1)[0]
+    path = tmp_path / "acme-config.json"
+    path.write_text(example)
+    for name in (
+        "HOOKHUB_ACME_ACME_CRM_API_KEY",
+        "HOOKHUB_ACME_ACME_CRM_SIGNING_SECRET",
+        "HOOKHUB_ACME_LEGACY_CRM_FORM_POSTS_AUTH_PASSWORD",
+    ):
+        monkeypatch.setenv(name, f"value-of-{name}")
+    call_command("import_config", str(path))
+    assert "6 objects created or changed" in capsys.readouterr().out
+    call_command("import_config", str(path))
+    assert "0 objects created or changed" in capsys.readouterr().out
+    legacy = CrmSync.objects.get(brand=brand, name="Legacy CRM (form posts)")
+    assert legacy.auth_password == "value-of-HOOKHUB_ACME_LEGACY_CRM_FORM_POSTS_AUTH_PASSWORD"
+    out = tmp_path / "again.json"
+    call_command("export_config", "acme", "--output", str(out))
+    assert json.loads(out.read_text())["crm_syncs"] == json.loads(example)["crm_syncs"]
