@@ -6,6 +6,7 @@ REQS_HASH := $(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -
 STAMP := $(VENV)/.installed-$(REQS_HASH)
 HOST ?= 127.0.0.1
 PORT ?= 8000
+DEMO_CRM_PORT ?= 8001
 
 .PHONY: install browser run test lint demo bench-lookup bench-delivery bench-import screenshots clean
 
@@ -18,11 +19,12 @@ $(STAMP): requirements.txt requirements-dev.txt
 install: $(STAMP)
 
 ## The one command that installs and runs the hub (SQLite + django-q2 ORM broker, web + worker).
+run: export HUB_ALLOW_PRIVATE_DESTINATIONS ?= true
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
-	$(PY) manage.py demo --host $(HOST) --port $(PORT)
-	HUB_ALLOW_PRIVATE_DESTINATIONS=$${HUB_ALLOW_PRIVATE_DESTINATIONS:-true} HOST=$(HOST) PORT=$(PORT) \
+	$(PY) manage.py demo --host $(HOST) --port $(PORT) --crm-port $(DEMO_CRM_PORT)
+	HOST=$(HOST) PORT=$(PORT) DEMO_CRM_PORT=$(DEMO_CRM_PORT) \
 		$(VENV)/bin/honcho start --no-prefix -f Procfile
 
 ## Debian's Chromium for the browser tests (never a downloaded browser); skipped with a message when it cannot be installed.

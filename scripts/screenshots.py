@@ -1,8 +1,8 @@
 """Screenshots of the main admin pages: `make screenshots` (writes screenshots/*.png).
 
 Starts the hub on a throw-away SQLite database on 127.0.0.1, loads the demo,
-produces some traffic (lookups, a call log, a customer change that fires the
-demo CRM sync), logs in as the demo admin in Debian's headless Chromium and
+produces some traffic (lookups, a call log; the demo customers' creation
+reaches the demo CRM stand-in through the demo CRM sync), logs in as the demo admin in Debian's headless Chromium and
 saves a PNG of each page. Stops everything it started.
 """
 
@@ -60,6 +60,7 @@ def main() -> None:
     OUT.mkdir(exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="hookhub-shots-"))
     port = free_port()
+    crm_port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
@@ -70,9 +71,19 @@ def main() -> None:
     python = sys.executable
     manage = [python, str(ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "-v0"], env=env, check=True)
-    subprocess.run([*manage, "demo", "--port", str(port)], env=env, check=True, stdout=subprocess.DEVNULL)
-    store = json.loads((ROOT / ".hookhub" / "demo-credentials.json").read_text())
     processes = [
+        subprocess.Popen(
+            [python, str(ROOT / "scripts" / "demo_crm.py"), "--port", str(crm_port)], stdout=subprocess.DEVNULL
+        ),
+    ]
+    subprocess.run(
+        [*manage, "demo", "--port", str(port), "--crm-port", str(crm_port)],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    store = json.loads((ROOT / ".hookhub" / "demo-credentials.json").read_text())
+    processes += [
         subprocess.Popen([*manage, "runserver", "--insecure", "--noreload", f"127.0.0.1:{port}"], env=env),
         subprocess.Popen([*manage, "qcluster"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
     ]

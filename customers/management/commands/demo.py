@@ -20,6 +20,10 @@ from django.utils import timezone
 
 from customers.models import Customer
 from customers.services import activity_record, customer_create
+from hooks.outbound.models import CrmSync, CrmSyncAction
+from hooks.outbound.services import crm_sync_set_signing_secret
+from hooks.rules.models import EventRule
+from hooks.rules.services import rule_create, rule_create_from_preset
 from hub.models import Brand, Credential, Membership, Role
 from hub.services import brand_create, credential_issue
 
@@ -187,14 +191,87 @@ def timeline(now):
     ]
 
 
+CRM_CREATE_BODY = """{
+  "first_name": "{{ person.first_name }}",
+  "last_name": "{{ person.last_name }}",
+  "email": "{{ person.email }}",
+  "phone": "{{ person.phone }}",
+  "external_id": "{{ customer_id }}"
+}"""
+CRM_UPDATE_BODY = """{
+  "first_name": "{{ person.first_name }}",
+  "last_name": "{{ person.last_name }}",
+  "email": "{{ person.email }}",
+  "phone": "{{ person.phone }}"
+}"""
+RULE_BODY = """{
+  "event": "{{ event.type }}",
+  "customer": "{{ customer.name }}",
+  "from": "{{ event.fromNumber }}",
+  "duration_ms": "{{ event.duration }}"
+}"""
+
+
+def demo_integrations(brand: Brand, crm_base: str) -> None:
+    """A CRM sync and a rule aimed at the demo CRM stand-in (scripts/demo_crm.py,
+    started by `make run`), plus the two EddyDesk presets as disabled rules to
+    start from. Made once: what an admin changed later is left alone. Skipped
+    when the SSRF guard forbids loopback destinations (production settings)."""
+    if not settings.HUB_ALLOW_PRIVATE_DESTINATIONS:
+        return
+    if not CrmSync.objects.filter(brand=brand).exists():
+        sync = CrmSync.objects.create(brand=brand, name="Demo CRM (local stand-in)")
+        crm_sync_set_signing_secret(sync=sync)
+        actions = [
+            ("create", "POST", f"{crm_base}/people", CRM_CREATE_BODY, "$.id"),
+            ("update", "PUT", f"{crm_base}/people/{{{{ remote_id }}}}", CRM_UPDATE_BODY, ""),
+            ("delete", "DELETE", f"{crm_base}/people/{{{{ remote_id }}}}", "", ""),
+        ]
+        for action, method, url, body, unique_id_path in actions:
+            config = CrmSyncAction(
+                sync=sync,
+                action=action,
+                enabled=True,
+                method=method,
+                url=url,
+                headers="Content-Type: application/json",
+                body=body,
+                unique_id_path=unique_id_path,
+                timeout_seconds=5,
+            )
+            config.full_clean()
+            config.save()
+    if not EventRule.objects.filter(brand=brand).exists():
+        rule_create(
+            brand=brand,
+            name="Demo CRM: call logged",
+            enabled=True,
+            event_types=["call.logged"],
+            conditions={"all": []},
+            method="POST",
+            url=f"{crm_base}/events",
+            body_format="json",
+            body=RULE_BODY,
+            description="Sends every logged M8Com call to the demo CRM stand-in (scripts/demo_crm.py).",
+        )
+        for preset in ("telegram-abandoned-conversation", "crm-note-workitem-closed"):
+            rule_create_from_preset(brand=brand, preset=preset)
+
+
 class Command(BaseCommand):
     help = "Load the demo brand with customers, an admin login and inbound keys, and print how to call the hub."
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", default="8000")
+        parser.add_argument(
+            "--crm-port",
+            type=int,
+            default=8001,
+            help="Port of the demo CRM stand-in (scripts/demo_crm.py) the demo CRM sync and rule send to.",
+        )
 
-    def handle(self, *args, host, port, **options):
+    def handle(self, *args, host, port, crm_port, **options):
         store_path = settings.LOCAL_DIR / "demo-credentials.json"
         settings.LOCAL_DIR.mkdir(exist_ok=True)
         store = json.loads(store_path.read_text()) if store_path.exists() else {}
@@ -215,6 +292,8 @@ class Command(BaseCommand):
                 ]
                 brand.more_info_url_template = "https://crm.example.com/customers/{{ customer.customer_id }}"
                 brand.save()
+            # Before the customers, so their creation reaches the demo CRM too.
+            demo_integrations(brand, f"http://127.0.0.1:{crm_port}")
             now = timezone.now().replace(microsecond=0)
             for spec in CUSTOMERS:
                 if Customer.objects.filter(brand=brand, customer_id=spec["customer_id"]).exists():
@@ -237,6 +316,7 @@ class Command(BaseCommand):
                 if known and Credential.objects.active().filter(prefix=known[:10], brand=brand).exists():
                     continue
                 _, keys[integration] = credential_issue(brand=brand, integration=integration, name="demo")
+        store["crm_base"] = f"http://127.0.0.1:{crm_port}"
         store_path.write_text(json.dumps(store, indent=2))
         store_path.chmod(0o600)
         self._print(host, port, store)
@@ -249,6 +329,9 @@ class Command(BaseCommand):
             "Hookhub is ready.",
             f"  Admin:     {base}/admin/   login: admin   password: {store['admin_password']}",
             f"  API docs:  {base}/api/docs/",
+            f"  Dashboard: {base}/admin/dashboard/demo/",
+            f"  Demo CRM:  the CRM sync 'Demo CRM (local stand-in)' sends to {store.get('crm_base', '')} "
+            "(scripts/demo_crm.py); change a demo customer in the admin and watch the sync's Logs tab.",
             f"  Demo brand 'demo' keys (kept in {settings.LOCAL_DIR / 'demo-credentials.json'}):",
             f"    omnidesk:     {keys['omnidesk']}",
             f"    m8com:        {keys['m8com']}",
