@@ -193,6 +193,12 @@ SYNCLOG_RETENTION_DAYS = env.int("SYNCLOG_RETENTION_DAYS", default=90)
 # Outbound delivery (EddyDesk contract: every 30 minutes for 24 hours).
 HUB_RETRY_INTERVAL_SECONDS = env.int("HUB_RETRY_INTERVAL_SECONDS", default=30 * 60)
 HUB_RETRY_WINDOW_SECONDS = env.int("HUB_RETRY_WINDOW_SECONDS", default=24 * 60 * 60)
+# A receiver's Retry-After (429 / 503) is honoured up to this many seconds.
+HUB_RETRY_AFTER_MAX_SECONDS = env.int("HUB_RETRY_AFTER_MAX_SECONDS", default=6 * 60 * 60)
+# A worker holds a claimed delivery this long; after that the sweep hands it to another.
+HUB_DELIVERY_LEASE_SECONDS = env.int("HUB_DELIVERY_LEASE_SECONDS", default=60)
+# Largest output an admin-authored template (URL, headers, body) may render to.
+HUB_TEMPLATE_MAX_OUTPUT_BYTES = env.int("HUB_TEMPLATE_MAX_OUTPUT_BYTES", default=256 * 1024)
 # Let outbound webhooks reach private / loopback addresses. Off in production;
 # tests and the demo turn it on to talk to receivers on 127.0.0.1.
 HUB_ALLOW_PRIVATE_DESTINATIONS = env.bool("HUB_ALLOW_PRIVATE_DESTINATIONS", default=False)
@@ -200,6 +206,11 @@ HUB_ALLOW_PRIVATE_DESTINATIONS = env.bool("HUB_ALLOW_PRIVATE_DESTINATIONS", defa
 # Trust X-Forwarded-For from this many proxies when taking the client address
 # (credential network allowlists, logs). 0: use REMOTE_ADDR.
 HUB_TRUSTED_PROXY_COUNT = env.int("HUB_TRUSTED_PROXY_COUNT", default=0)
+
+# Lookup answers cached in each process (entries; 0 turns the cache off), and in
+# Django's shared cache too when HUB_LOOKUP_CACHE_SHARED (default: when REDIS_URL is set).
+HUB_LOOKUP_CACHE_SIZE = env.int("HUB_LOOKUP_CACHE_SIZE", default=10_000)
+HUB_LOOKUP_CACHE_SHARED = env.bool("HUB_LOOKUP_CACHE_SHARED", default=bool(env.str("REDIS_URL", default="")))
 
 # The admin's public base URL, used in links the hub sends out (rule presets).
 HUB_ADMIN_BASE_URL = env.str("HUB_ADMIN_BASE_URL", default="http://127.0.0.1:8000")
