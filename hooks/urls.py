@@ -1,19 +1,14 @@
 """Platform endpoints, one module per contract under hooks/inbound/.
 
-Adapters register their routes in ``hooks/inbound/<contract>.py`` as
-``urlpatterns`` lists; this file only joins them.
+Each adapter declares its routes as ``urlpatterns`` in its own module
+(``hooks/inbound/<contract>.py``) next to its views; this file joins them.
 """
 
-from importlib import import_module
+from hooks.inbound import calllog, m8com, omnidesk, servicehooks
 
-ADAPTERS = ["omnidesk", "m8com", "calllog", "servicehooks"]
-
-urlpatterns: list = []
-for _name in ADAPTERS:
-    try:
-        _module = import_module(f"hooks.inbound.{_name}")
-    except ModuleNotFoundError as exc:  # an adapter not written yet
-        if exc.name != f"hooks.inbound.{_name}":
-            raise
-        continue
-    urlpatterns += getattr(_module, "urlpatterns", [])
+urlpatterns = [
+    *omnidesk.urlpatterns,
+    *m8com.urlpatterns,
+    *calllog.urlpatterns,
+    *servicehooks.urlpatterns,
+]
