@@ -1,6 +1,7 @@
 """Config as code: a brand's outbound configuration as JSON (docs/config-as-code.md).
 
-``config_export`` writes the brand's CRM syncs (and every section another app
+``config_export`` writes the brand's settings (region, time zone, M8Com links,
+unknown-caller handling), its CRM syncs (and every section another app
 registered, e.g. dispatcher rules) with secrets as references to environment
 variables, never in clear. ``config_import`` validates the whole file first
 and refuses it whole, with every reason, when anything is wrong; otherwise it
@@ -21,6 +22,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from hub.models import Brand
+from hub.services import brand_touch
 
 from .models import SECRET_FIELDS, CrmAction, CrmSync, CrmSyncAction
 
@@ -95,6 +97,39 @@ _sections: dict[str, Section] = {}
 def register_config_section(key: str, export: Callable, load: Callable) -> None:
     """Other apps (dispatcher rules) add their part of the file here, in AppConfig.ready()."""
     _sections[key] = Section(key=key, export=export, load=load)
+
+
+# ------------------------------------------------------------------ brand settings
+
+BRAND_FIELDS = (
+    "name",
+    "default_region",
+    "time_zone",
+    "is_active",
+    "create_activity_urls",
+    "more_info_url_template",
+    "create_unknown_callers",
+)
+
+
+def brand_settings_export(brand: Brand) -> dict:
+    return {name: getattr(brand, name) for name in BRAND_FIELDS}
+
+
+def brand_settings_load(brand: Brand, item: Any, secrets: SecretResolver, errors: list[str], apply: bool) -> int:
+    """The brand's own settings (the slug is the file's "brand"); keys left out keep their value."""
+    where = "brand_settings"
+    if not _check_keys(item, set(BRAND_FIELDS), where, errors):
+        return 0
+    target = brand if apply else Brand.objects.get(pk=brand.pk)
+    changed = [name for name in BRAND_FIELDS if name in item and getattr(target, name) != item[name]]
+    _assign(target, {name: item[name] for name in changed})
+    _validation_errors(target, where, errors, exclude=["slug"])
+    if not apply or errors or not changed:
+        return 0
+    target.save(update_fields=changed)
+    brand_touch(brand_id=target.pk)  # cached lookup answers carry the brand's links
+    return 1
 
 
 # ------------------------------------------------------------------ CRM syncs
@@ -193,6 +228,7 @@ def crm_syncs_load(brand: Brand, items: list, secrets: SecretResolver, errors: l
     return changed
 
 
+register_config_section("brand_settings", brand_settings_export, brand_settings_load)
 register_config_section("crm_syncs", crm_syncs_export, crm_syncs_load)
 
 
@@ -244,6 +280,10 @@ def config_import(*, data: Any, brand_slug: str | None = None, environ: dict[str
     if brand is None:
         errors.append(f"brand: no brand with slug {slug!r}.")
         raise ConfigError(errors)
+    settings_item = data.get("brand_settings")
+    if isinstance(settings_item, dict) and data.get("brand") != brand.slug:
+        # A copy into another brand (--brand) takes its settings but keeps its own name.
+        data = {**data, "brand_settings": {k: v for k, v in settings_item.items() if k != "name"}}
     secrets = SecretResolver(environ)
     for key, section in _sections.items():
         if key in data:

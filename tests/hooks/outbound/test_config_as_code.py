@@ -131,7 +131,9 @@ def test_the_complete_example_in_the_docs_imports_and_is_idempotent(brand, tmp_p
     ):
         monkeypatch.setenv(name, f"value-of-{name}")
     call_command("import_config", str(path))
-    assert "6 objects created or changed" in capsys.readouterr().out
+    assert "7 objects created or changed" in capsys.readouterr().out  # the brand's settings and 6 sync objects
+    brand.refresh_from_db()
+    assert brand.more_info_url_template == "https://crm.acme.example/customers/{{ customer.customer_id }}"
     call_command("import_config", str(path))
     assert "0 objects created or changed" in capsys.readouterr().out
     legacy = CrmSync.objects.get(brand=brand, name="Legacy CRM (form posts)")
@@ -139,3 +141,49 @@ def test_the_complete_example_in_the_docs_imports_and_is_idempotent(brand, tmp_p
     out = tmp_path / "again.json"
     call_command("export_config", "acme", "--output", str(out))
     assert json.loads(out.read_text())["crm_syncs"] == json.loads(example)["crm_syncs"]
+
+
+def test_brand_settings_travel_with_the_file(brand, other_brand, tmp_path, capsys):
+    brand.time_zone = "America/New_York"
+    brand.default_region = "US"
+    brand.create_activity_urls = [{"name": "New note", "url": "https://crm.example.com/{{ customer.customer_id }}"}]
+    brand.more_info_url_template = "https://crm.example.com/c/{{ customer.customer_id }}"
+    brand.create_unknown_callers = True
+    brand.save()
+    path, data, _ = export("acme", tmp_path, capsys)
+    assert data["brand_settings"] == {
+        "name": "Acme",
+        "default_region": "US",
+        "time_zone": "America/New_York",
+        "is_active": True,
+        "create_activity_urls": [{"name": "New note", "url": "https://crm.example.com/{{ customer.customer_id }}"}],
+        "more_info_url_template": "https://crm.example.com/c/{{ customer.customer_id }}",
+        "create_unknown_callers": True,
+    }
+
+    # Into another brand: the settings are copied, the name stays the target's own.
+    generation = other_brand.generation
+    call_command("import_config", str(path), "--brand", "globex")
+    assert "1 objects created or changed" in capsys.readouterr().out
+    other_brand.refresh_from_db()
+    assert (other_brand.name, other_brand.time_zone, other_brand.default_region) == (
+        "Globex",
+        "America/New_York",
+        "US",
+    )
+    assert other_brand.create_activity_urls == brand.create_activity_urls
+    assert other_brand.create_unknown_callers is True
+    assert other_brand.generation == generation + 1  # cached lookup answers are dropped
+    call_command("import_config", str(path), "--brand", "globex")
+    assert "0 objects created or changed" in capsys.readouterr().out
+
+    # A bad value refuses the whole file and changes nothing.
+    data["brand_settings"]["time_zone"] = "Mars/Olympus"
+    data["brand_settings"]["colour"] = "red"
+    path.write_text(json.dumps(data))
+    with pytest.raises(CommandError) as refused:
+        call_command("import_config", str(path))
+    assert "brand_settings.time_zone: 'Mars/Olympus' is not an IANA time zone" in str(refused.value)
+    assert "brand_settings: unknown keys colour." in str(refused.value)
+    brand.refresh_from_db()
+    assert brand.time_zone == "America/New_York"
