@@ -63,7 +63,11 @@ def load(customer_ids: list[int]) -> list[CustomerData]:
     """Customers with their addresses, fields and newest activities: four queries."""
     if not customer_ids:
         return []
-    customers = {c.pk: CustomerData(c) for c in Customer.objects.filter(pk__in=customer_ids).select_related("brand")}
+    # order_by(): the model's ordering (brand name, last name, ...) would make SQLite walk
+    # the brand's whole name index instead of looking the ids up; the caller's order is kept below.
+    customers = {
+        c.pk: CustomerData(c) for c in Customer.objects.filter(pk__in=customer_ids).select_related("brand").order_by()
+    }
     for address in Address.objects.filter(customer_id__in=customer_ids).order_by("customer_id", "position", "pk"):
         customers[address.customer_id].addresses.append(address)
     for custom_field in CustomField.objects.filter(customer_id__in=customer_ids).order_by(

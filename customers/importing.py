@@ -600,6 +600,7 @@ def _chunk_write(brand: Brand, prepared: list[_Prepared]) -> tuple[int, int, int
         existing = dict(
             Customer.objects.select_for_update()
             .filter(brand=brand, customer_id__in=[item.customer_id for item in prepared])
+            .order_by()  # no ORDER BY: the model's ordering makes SQLite scan the brand's name index
             .values_list("customer_id", "pk")
         )
         created = _customers_insert(brand, [item for item in prepared if item.customer_id not in existing], now)
@@ -683,9 +684,9 @@ def _customers_insert(brand: Brand, items: list[_Prepared], now: datetime) -> in
             refresh_later.append(data)
     _rows_insert(Customer, [data.customer for data in loaded], _CUSTOMER_COLUMNS)
     pks = dict(
-        Customer.objects.filter(brand=brand, customer_id__in=[item.customer_id for item in items]).values_list(
-            "customer_id", "pk"
-        )
+        Customer.objects.filter(brand=brand, customer_id__in=[item.customer_id for item in items])
+        .order_by()
+        .values_list("customer_id", "pk")
     )
     addresses, custom_fields, activities = [], [], []
     for data in loaded:
@@ -716,7 +717,9 @@ def _customers_update(brand: Brand, items: list[tuple[int, _Prepared]], now: dat
     if not items:
         return 0, 0
     pks = [pk for pk, _ in items]
-    current = {row["pk"]: row for row in Customer.objects.filter(pk__in=pks).values("pk", *services.CUSTOMER_FIELDS)}
+    current = {
+        row["pk"]: row for row in Customer.objects.filter(pk__in=pks).order_by().values("pk", *services.CUSTOMER_FIELDS)
+    }
     stored_addresses: dict[int, list[tuple]] = {}
     with_addresses = [pk for pk, item in items if item.addresses is not None]
     for row in (

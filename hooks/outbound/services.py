@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
+from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
 from synclog.redaction import MASK, redact_headers, redact_text, redact_url
@@ -552,6 +554,73 @@ def crm_context(*, event_type: str, customer: dict, changed: list | None = None)
     }
 
 
+class _TransactionCrmActions:
+    """The brands' enabled actions of enabled CRM syncs, read once per atomic block.
+
+    A bulk import emits one event per customer inside one transaction; reading
+    the actions for each would cost a query per customer (most brands have no
+    CRM sync at all), as the rules dispatcher's cache avoids for rules. The
+    cache serves only the atomic block (transaction or savepoint) that filled
+    it: it holds the connection's on-commit list, which Django replaces on
+    every commit, rollback and savepoint rollback, and the stack of savepoint
+    ids, which differs in any other block. So it never outlives a transaction,
+    a sync created in a rolled-back savepoint is forgotten with it, and a
+    service call that opens its own atomic block reads afresh. Saving or
+    deleting a CrmSync or CrmSyncAction (admin, config import, cascades) clears
+    it through the signals below, so an action created in the same block as
+    later events is seen by them. QuerySet.update() and bulk_create() on those
+    models send no signals: code that uses them in the same atomic block as
+    customer events it emits afterwards must call :func:`crm_actions_forget`
+    (none does today).
+    """
+
+    __slots__ = ("by_brand", "hooks", "savepoint_ids")
+
+    def __init__(self, hooks: list, savepoint_ids: list) -> None:
+        self.hooks = hooks  # connection.run_on_commit when it was filled
+        self.savepoint_ids = savepoint_ids
+        self.by_brand: dict[int, list[CrmSyncAction]] = {}
+
+
+_crm_actions_local = threading.local()
+
+
+def _crm_actions_cache() -> _TransactionCrmActions | None:
+    connection = transaction.get_connection()
+    if not connection.in_atomic_block:
+        return None
+    cache = getattr(_crm_actions_local, "cache", None)
+    if cache is None or cache.hooks is not connection.run_on_commit or cache.savepoint_ids != connection.savepoint_ids:
+        cache = _TransactionCrmActions(connection.run_on_commit, list(connection.savepoint_ids))
+        _crm_actions_local.cache = cache
+    return cache
+
+
+def crm_actions_forget(**kwargs: Any) -> None:
+    """Drop the cached CRM sync actions of the current transaction (they changed)."""
+    _crm_actions_local.cache = None
+
+
+for _model in (CrmSync, CrmSyncAction):
+    post_save.connect(crm_actions_forget, sender=_model, dispatch_uid=f"crm-actions-forget-save-{_model.__name__}")
+    post_delete.connect(crm_actions_forget, sender=_model, dispatch_uid=f"crm-actions-forget-delete-{_model.__name__}")
+
+
+def crm_actions_for(*, brand_id: int) -> list[CrmSyncAction]:
+    """Every enabled action of the brand's enabled CRM syncs (cached for the transaction)."""
+    cache = _crm_actions_cache()
+    actions = cache.by_brand.get(brand_id) if cache is not None else None
+    if actions is None:
+        actions = list(
+            CrmSyncAction.objects.filter(sync__brand_id=brand_id, sync__enabled=True, enabled=True)
+            .select_related("sync")
+            .only("pk", "action", "sync__id", "sync__name")
+        )
+        if cache is not None:
+            cache.by_brand[brand_id] = actions
+    return actions
+
+
 def crm_deliveries_create(*, brand_id: int, event_type: str, data: dict, customer_id: int | None) -> list[Delivery]:
     """customer.created/updated/deleted → one Delivery per enabled matching action
     of the brand's enabled CRM syncs, in the caller's transaction (outbox)."""
@@ -559,12 +628,10 @@ def crm_deliveries_create(*, brand_id: int, event_type: str, data: dict, custome
     customer = data.get("customer") or {}
     if action is None or not customer:
         return []
+    actions = [item for item in crm_actions_for(brand_id=brand_id) if item.action == action]
+    if not actions:
+        return []
     customer_pk = customer_id or customer.get("id")
-    actions = list(
-        CrmSyncAction.objects.filter(sync__brand_id=brand_id, sync__enabled=True, enabled=True, action=action)
-        .select_related("sync")
-        .only("pk", "action", "sync__id", "sync__name")
-    )
     context = crm_context(event_type=event_type, customer=customer, changed=data.get("changed"))
     return deliveries_create(
         deliveries=[

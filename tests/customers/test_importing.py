@@ -382,3 +382,85 @@ def test_csv_row_with_wrong_cell_count_is_rejected(brand):
     assert [(r.where, r.errors) for r in result.rejected] == [
         ("line 2", {"row": ["Has 3 cells; the header has 2 columns."]})
     ]
+
+
+# ---------------------------------------------------------------- cost per chunk, CRM-sync subscriber
+
+
+def _crm_sync(brand, *, name="CRM", enabled=True):
+    from hooks.outbound.models import CrmSync, CrmSyncAction
+
+    sync = CrmSync.objects.create(brand=brand, name=name, enabled=enabled)
+    CrmSyncAction.objects.create(sync=sync, action="create", enabled=True, method="POST", url="http://127.0.0.1:9/p")
+    CrmSyncAction.objects.create(sync=sync, action="update", enabled=True, method="PUT", url="http://127.0.0.1:9/p")
+    return sync
+
+
+def _crm_deliveries():
+    from hooks.outbound.models import Delivery
+
+    return list(Delivery.objects.filter(source_kind="crm_action").values_list("event_type", "source_name"))
+
+
+@pytest.mark.parametrize("with_sync", [False, True])
+def test_a_chunk_costs_the_same_queries_for_10_or_40_customers(brand, with_sync, django_assert_max_num_queries):
+    """The subscribers read the brand's CRM syncs and rules once per chunk, not once per customer;
+    with a sync, each customer adds only its outbox INSERT."""
+    if with_sync:
+        _crm_sync(brand)
+    run(brand, [{**MARIA, "customerID": "warm-up"}])  # first-use queries (content types, …) out of the count
+    counts = []
+    for size in (10, 40):
+        items = [{**MARIA, "customerID": f"Q{size}-{i}"} for i in range(size)]
+        with django_assert_max_num_queries(1000) as captured:
+            result = run(brand, items)
+        assert result.created == size
+        counts.append(len(captured))
+    assert counts[1] - counts[0] == (30 if with_sync else 0), counts
+    assert len(_crm_deliveries()) == (51 if with_sync else 0)
+
+
+def test_a_crm_sync_saved_in_the_same_transaction_as_earlier_events_is_seen_by_later_ones(brand):
+    """As an import chunk does: events emitted one after another in one atomic block."""
+    from django.db import transaction
+
+    from customers import documents
+    from customers.services import customer_event_emit
+
+    customers = [factories.customer(brand, customer_id=name) for name in ("before", "after", "disabled")]
+    loaded = documents.load([c.pk for c in customers])
+    with transaction.atomic():
+        customer_event_emit(event_type="customer.created", data=loaded[0])  # no sync yet: cached as none
+        sync = _crm_sync(brand)
+        customer_event_emit(event_type="customer.created", data=loaded[1])
+        sync.enabled = False
+        sync.save()
+        customer_event_emit(event_type="customer.created", data=loaded[2])
+    assert [(event, name.split(" — ")[0]) for event, name in _crm_deliveries()] == [("customer.created", "CRM")]
+
+
+def test_crm_syncs_cached_inside_one_atomic_block_follow_saves_and_savepoint_rollbacks(brand):
+    """The cache serves the block that filled it; it is dropped by a save or delete of a sync or
+    action, and by the rollback of a savepoint in which a sync was created."""
+    from django.db import transaction
+
+    from hooks.outbound.services import crm_actions_for
+
+    with transaction.atomic():
+        assert crm_actions_for(brand_id=brand.pk) == []
+        try:
+            with transaction.atomic():
+                _crm_sync(brand)
+                assert len(crm_actions_for(brand_id=brand.pk)) == 2
+                raise RuntimeError("roll the savepoint back")
+        except RuntimeError:
+            pass
+        assert crm_actions_for(brand_id=brand.pk) == []
+        sync = _crm_sync(brand, name="Kept")
+        actions = crm_actions_for(brand_id=brand.pk)
+        assert [a.sync_id for a in actions] == [sync.pk, sync.pk]
+        actions[0].enabled = False
+        actions[0].save()
+        assert [a.action for a in crm_actions_for(brand_id=brand.pk)] == ["update"]
+        sync.delete()
+        assert crm_actions_for(brand_id=brand.pk) == []
