@@ -15,6 +15,7 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="hub-dashboard-home"),
     path("admin/dashboard/<slug:slug>/", admin.site.admin_view(dashboard_view), name="hub-dashboard"),
+    path("admin/logs/", include("synclog.urls")),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -137,7 +137,18 @@ class CustomerAdmin(BrandScopedAdmin):
     ]
 
     def get_readonly_fields(self, request, obj=None):
-        return [*self.readonly_fields, "brand"] if obj is not None else self.readonly_fields
+        return [*self.readonly_fields, "brand", "logs_panel"] if obj is not None else self.readonly_fields
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        return [*fieldsets, ("Logs", {"fields": ["logs_panel"]})] if obj is not None else fieldsets
+
+    @admin.display(description="logs of this customer")
+    def logs_panel(self, obj):
+        """Read-only links to the customer's inbound calls, events and deliveries (synclog.panels)."""
+        from synclog.panels import customer_logs_panel
+
+        return customer_logs_panel(obj)
 
     def get_search_results(self, request, queryset, search_term):
         """A phone number typed in any format finds the E.164 row."""

@@ -23,6 +23,7 @@ from django.utils import timezone
 from hub.models import Brand
 from hub.tenancy import brands_for
 
+from .filters import inbound_ok_q
 from .models import InboundRequest
 
 RANGES = {
@@ -120,52 +121,101 @@ def dashboard_data(brand: Brand, range_key: str = "7d") -> dict:
         start = now.replace(hour=0, minute=0, second=0, microsecond=0) - span + step
     count = int(span / step)
     inbound = InboundRequest.objects.filter(brand=brand)
-    inbound_ok = Q(status__lt=400) | Q(endpoint="m8com.lookup", status=404)
+    since = timezone.localtime(start).strftime("%Y-%m-%dT%H:%M")
+    slowest = list(
+        inbound.filter(created_at__gte=start)
+        .values("endpoint")
+        .annotate(calls=Count("pk"), avg_ms=Avg("latency_ms"), max_ms=Max("latency_ms"))
+        .order_by("-avg_ms")[:10]
+    )
+    for row in slowest:
+        row["link"] = logs_link(brand=brand.pk, direction="inbound", integration=row["endpoint"], **{"from": since})
     data = {
         "brand": brand,
         "range": range_key if range_key in RANGES else "7d",
         "ranges": list(RANGES),
         "inbound_chart": chart(
-            _series(inbound, "created_at", inbound_ok, start, step, trunc, fmt, count), title="Inbound calls"
+            _series(inbound, "created_at", inbound_ok_q(), start, step, trunc, fmt, count), title="Inbound calls"
         ),
-        "slowest": list(
-            inbound.filter(created_at__gte=start)
-            .values("endpoint")
-            .annotate(calls=Count("pk"), avg_ms=Avg("latency_ms"), max_ms=Max("latency_ms"))
-            .order_by("-avg_ms")[:10]
-        ),
-        "inbound_link": _changelist("synclog", "inboundrequest", brand__id__exact=brand.pk),
+        "slowest": slowest,
+        "logs_link": logs_link(brand=brand.pk, **{"from": since}),
+        "inbound_link": logs_link(brand=brand.pk, direction="inbound", **{"from": since}),
+        "inbound_failed_link": logs_link(brand=brand.pk, direction="inbound", outcome="failed", **{"from": since}),
     }
-    data.update(_outbound_data(brand, start, step, trunc, fmt, count))
+    data.update(_outbound_data(brand, start, step, trunc, fmt, count, since))
     return data
 
 
-def _outbound_data(brand, start, step, trunc, fmt, count) -> dict:
+def _outbound_data(brand, start, step, trunc, fmt, count, since) -> dict:
     """Outbound deliveries, when the delivery engine's models are installed."""
     try:
         attempt_model = apps.get_model("synclog", "DeliveryAttempt")
         delivery_model = apps.get_model("outbound", "Delivery")
     except LookupError:
         return {}
-    attempts = attempt_model.objects.filter(delivery__brand=brand)
+    attempts = attempt_model.objects.filter(brand=brand)
     waiting = delivery_model.objects.filter(brand=brand, state="pending", attempts__gt=0)
-    failing = (
+    failing = list(
         delivery_model.objects.filter(brand=brand, state="failed", created_at__gte=start)
-        .values("source_kind", "source_name")
+        .values("source_kind", "source_id", "source_name")
         .annotate(failed=Count("pk"))
-        .order_by("-failed")[:10]
+        .order_by("-failed", "source_name")[:10]
     )
+    created_since = start.isoformat()
+    for row in failing:
+        source = {"source_kind__exact": row["source_kind"], "source_id": row["source_id"]}
+        row["link"] = _changelist(
+            "outbound",
+            "delivery",
+            brand__id__exact=brand.pk,
+            state__exact="failed",
+            created_at__gte=created_since,
+            **source,
+        )
+        row["attempts_link"] = logs_link(
+            brand=brand.pk,
+            direction="outbound",
+            source=f"{row['source_kind']}:{row['source_id']}",
+            outcome="failed",
+            **{"from": since},
+        )
+    slowest = list(
+        attempts.filter(started_at__gte=start)
+        .values("delivery__source_kind", "delivery__source_id", "delivery__source_name")
+        .annotate(calls=Count("pk"), avg_ms=Avg("duration_ms"), max_ms=Max("duration_ms"))
+        .order_by("-avg_ms")[:10]
+    )
+    for row in slowest:
+        row["name"] = row["delivery__source_name"]
+        row["link"] = logs_link(
+            brand=brand.pk,
+            direction="outbound",
+            source=f"{row['delivery__source_kind']}:{row['delivery__source_id']}",
+            **{"from": since},
+        )
     return {
         "outbound_chart": chart(
             _series(attempts, "started_at", Q(succeeded=True), start, step, trunc, fmt, count),
             title="Outbound delivery attempts",
         ),
-        "failing": list(failing),
+        "failing": failing,
+        "slowest_outbound": slowest,
         "waiting_count": waiting.count(),
-        "waiting_link": _changelist("outbound", "delivery", brand__id__exact=brand.pk, state__exact="pending"),
-        "failed_link": _changelist("outbound", "delivery", brand__id__exact=brand.pk, state__exact="failed"),
-        "attempts_link": _changelist("synclog", "deliveryattempt", delivery__brand__id__exact=brand.pk),
+        "waiting_link": _changelist(
+            "outbound", "delivery", brand__id__exact=brand.pk, state__exact="pending", attempts__gt=0
+        ),
+        "failed_count": delivery_model.objects.filter(brand=brand, state="failed", created_at__gte=start).count(),
+        "failed_link": _changelist(
+            "outbound", "delivery", brand__id__exact=brand.pk, state__exact="failed", created_at__gte=created_since
+        ),
+        "attempts_link": logs_link(brand=brand.pk, direction="outbound", **{"from": since}),
+        "attempts_failed_link": logs_link(brand=brand.pk, direction="outbound", outcome="failed", **{"from": since}),
     }
+
+
+def logs_link(**filters) -> str:
+    """The unified Logs page with synclog.filters' parameters."""
+    return reverse("synclog-logs") + "?" + urlencode(filters)
 
 
 def _changelist(app_label: str, model_name: str, **filters) -> str:

@@ -6,12 +6,20 @@ import json
 
 from django.contrib import admin, messages
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from hub.tenancy import BrandScopedAdmin
+from synclog.detail import logs_url
+from synclog.filters import CustomerFilter, DateRangeFilter
 
 from . import services
 from .models import InboundEvent
+
+
+class ReceivedFilter(DateRangeFilter):
+    """From/to on the time the hub stored the event (the log lists' date filter)."""
+
+    time_field = "received_at"
 
 
 @admin.register(InboundEvent)
@@ -20,7 +28,7 @@ class InboundEventAdmin(BrandScopedAdmin):
     stay here for admins to see (and reprocess)."""
 
     list_display = ["received_at", "brand", "source", "state", "summary", "customer_link", "attempts"]
-    list_filter = ["state", "source", "event_type", "brand"]
+    list_filter = ["state", "source", "event_type", "brand", ReceivedFilter, CustomerFilter]
     date_hierarchy = "received_at"
     search_fields = ["summary", "contact_number", "customer_repr", "idempotency_key"]
     list_select_related = ["brand", "customer"]
@@ -43,6 +51,7 @@ class InboundEventAdmin(BrandScopedAdmin):
             },
         ),
         ("As received", {"fields": ["idempotency_key", "content_hash", "payload_pretty"]}),
+        ("Logs", {"fields": ["log_links"]}),
     ]
 
     @admin.display(description="customer", ordering="customer_repr")
@@ -51,6 +60,23 @@ class InboundEventAdmin(BrandScopedAdmin):
             url = reverse("admin:customers_customer_change", args=[obj.customer_id])
             return format_html('<a href="{}">{}</a>', url, obj.customer_repr or obj.customer_id)
         return obj.customer_repr or "—"
+
+    @admin.display(description="log rows")
+    def log_links(self, obj):
+        """The inbound call that delivered this event, and the customer's other log rows."""
+        links = [("The inbound call", logs_url(brand=obj.brand_id, direction="inbound", event=obj.pk))]
+        if obj.customer_id and obj.customer is not None:
+            ref = obj.customer.customer_id
+            links.append(
+                ("Inbound calls of this customer", logs_url(brand=obj.brand_id, direction="inbound", customer=ref))
+            )
+            links.append(
+                (
+                    "Deliveries to webhooks for this customer",
+                    logs_url(brand=obj.brand_id, direction="outbound", customer=ref),
+                )
+            )
+        return format_html_join(" · ", '<a href="{}">{}</a>', ((url, label) for label, url in links))
 
     @admin.display(description="payload")
     def payload_pretty(self, obj):

@@ -1,0 +1,53 @@
+"""The read-only "Logs" panel on a customer's page: its inbound calls, inbound
+events, deliveries and delivery attempts, each a link into the filtered list.
+
+Hooks models are reached through the app registry (synclog never imports hooks).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django.apps import apps
+from django.urls import NoReverseMatch, reverse
+from django.utils.html import format_html, format_html_join
+
+from .detail import logs_url
+from .models import InboundRequest
+
+
+def _changelist(name: str, **filters) -> str:
+    try:
+        return reverse(f"admin:{name}_changelist") + "?" + urlencode(filters)
+    except NoReverseMatch:
+        return ""
+
+
+def customer_log_links(customer) -> list[tuple[str, str]]:
+    """(label, url) for each list of this customer's log rows."""
+    brand, ref = customer.brand_id, customer.customer_id
+    calls = InboundRequest.objects.filter(customer=customer).count()
+    links = [(f"Inbound calls ({calls})", logs_url(brand=brand, direction="inbound", customer=ref))]
+    try:
+        event_model = apps.get_model("inbound", "InboundEvent")
+    except LookupError:
+        event_model = None
+    if event_model is not None:
+        events = event_model.objects.filter(customer=customer).count()
+        links.append(
+            (f"Inbound events ({events})", _changelist("inbound_inboundevent", brand__id__exact=brand, customer=ref))
+        )
+    # Delivery.customer_id is not indexed: no count here, only the filtered lists.
+    links.append(("Deliveries", _changelist("outbound_delivery", brand__id__exact=brand, customer_id=customer.pk)))
+    links.append(("Delivery attempts", logs_url(brand=brand, direction="outbound", customer=ref)))
+    links.append(("Everything, newest first", logs_url(brand=brand, customer=ref)))
+    return [(label, url) for label, url in links if url]
+
+
+def customer_logs_panel(customer):
+    return format_html(
+        '<ul class="hh-customer-logs">{}</ul>',
+        format_html_join(
+            "", '<li><a href="{}">{}</a></li>', ((url, label) for label, url in customer_log_links(customer))
+        ),
+    )
