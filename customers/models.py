@@ -31,14 +31,24 @@ class ActivityKind(models.TextChoices):
 
 
 class Customer(models.Model):
-    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="customers")
+    brand = models.ForeignKey(
+        Brand,
+        on_delete=models.CASCADE,
+        related_name="customers",
+        verbose_name="brand",
+        help_text="The brand the customer belongs to; only that brand's keys find it.",
+    )
     customer_id = models.CharField(
         "customer ID",
         max_length=100,
         help_text="The brand's primary id for this customer (klantnummer); Omnidesk customerID / primaryID.",
     )
-    first_name = models.CharField("first name", max_length=150, blank=True)
-    last_name = models.CharField("last name", max_length=150, blank=True)
+    first_name = models.CharField(
+        "first name", max_length=150, blank=True, help_text="Omnidesk customerFirstname; Deskpro person.first_name."
+    )
+    last_name = models.CharField(
+        "last name", max_length=150, blank=True, help_text="Omnidesk customerLastname; Deskpro person.last_name."
+    )
     display_name = models.CharField(
         "display name", max_length=300, blank=True, help_text="M8Com displayName; derived from the names when blank."
     )
@@ -62,12 +72,22 @@ class Customer(models.Model):
     last_contact_at = models.DateTimeField(
         "last contact", null=True, blank=True, help_text="The last time a platform told the hub about this customer."
     )
-    created_at = models.DateTimeField("created", auto_now_add=True)
-    updated_at = models.DateTimeField("updated", auto_now=True)
+    created_at = models.DateTimeField("created", auto_now_add=True, help_text="When the hub stored the customer.")
+    updated_at = models.DateTimeField("updated", auto_now=True, help_text="The last change to the customer.")
     # Finished lookup answers, rebuilt by the services in the same transaction
     # as every change (customers.documents): the lookup hot path reads them as is.
-    omnidesk_document = models.TextField(editable=False, default="{}")
-    m8com_document = models.TextField(editable=False, default="{}")
+    omnidesk_document = models.TextField(
+        "Omnidesk answer",
+        editable=False,
+        default="{}",
+        help_text="The Omnidesk customer lookup answer for this customer, rebuilt on every change.",
+    )
+    m8com_document = models.TextField(
+        "M8Com answer",
+        editable=False,
+        default="{}",
+        help_text="The M8Com number lookup contact card for this customer, rebuilt on every change.",
+    )
 
     class Meta:
         ordering = ["brand", "last_name", "first_name", "pk"]
@@ -85,15 +105,36 @@ class Customer(models.Model):
 
 
 class Address(models.Model):
-    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="+", editable=False)
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="addresses")
-    kind = models.CharField("type", max_length=20, choices=AddressKind.choices)
+    brand = models.ForeignKey(
+        Brand,
+        on_delete=models.CASCADE,
+        related_name="+",
+        editable=False,
+        verbose_name="brand",
+        help_text="The customer's brand (copied so a lookup is one indexed query).",
+    )
+    customer = models.ForeignKey(
+        Customer,
+        on_delete=models.CASCADE,
+        related_name="addresses",
+        verbose_name="customer",
+        help_text="The customer this address reaches.",
+    )
+    kind = models.CharField(
+        "type",
+        max_length=20,
+        choices=AddressKind.choices,
+        help_text="Omnidesk address type: email, telephone, or a social channel. Phones are looked up by "
+        "their E.164 form, e-mail case-insensitively.",
+    )
     value = models.CharField("address", max_length=254, help_text="As given, e.g. +31 6 1234 5678.")
     normalized = models.CharField(
         "normalized", max_length=254, editable=False, help_text="E.164 for phones, lower case for e-mail."
     )
     comment = models.CharField("comment", max_length=100, blank=True, help_text="e.g. Work, Personal (M8Com comment).")
-    position = models.PositiveIntegerField("position", default=0)
+    position = models.PositiveIntegerField(
+        "position", default=0, help_text="Order in the lookup answers; the first phone and e-mail are the main ones."
+    )
 
     class Meta:
         ordering = ["customer", "position", "pk"]
@@ -108,10 +149,18 @@ class Address(models.Model):
 
 
 class CustomField(models.Model):
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="custom_fields")
-    position = models.PositiveIntegerField("position", default=0)
+    customer = models.ForeignKey(
+        Customer,
+        on_delete=models.CASCADE,
+        related_name="custom_fields",
+        verbose_name="customer",
+        help_text="The customer the field describes.",
+    )
+    position = models.PositiveIntegerField("position", default=0, help_text="Order in the Omnidesk customFields list.")
     key = models.CharField("key", max_length=100, help_text="e.g. customerType (Omnidesk customFields).")
-    value = models.TextField("value", blank=True)
+    value = models.TextField(
+        "value", blank=True, help_text="Sent as text, e.g. unlimited; rules test it as customer.customFields.<key>."
+    )
 
     class Meta:
         ordering = ["customer", "position", "pk"]
@@ -124,46 +173,101 @@ class CustomField(models.Model):
 class Activity(models.Model):
     """One timeline entry; the type-specific fields follow the M8Com contract."""
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="activities")
-    kind = models.CharField("type", max_length=12, choices=ActivityKind.choices)
+    customer = models.ForeignKey(
+        Customer,
+        on_delete=models.CASCADE,
+        related_name="activities",
+        verbose_name="customer",
+        help_text="Whose timeline the entry is on.",
+    )
+    kind = models.CharField(
+        "type",
+        max_length=12,
+        choices=ActivityKind.choices,
+        help_text="M8Com activity type; decides which of the fields below are shown.",
+    )
     occurred_at = models.DateTimeField("occurred at", help_text="M8Com timestamp; Omnidesk lastUpdate.")
     external_id = models.CharField("external ID", max_length=200, blank=True, help_text="Omnidesk externalID.")
     source = models.CharField(
         "source", max_length=100, blank=True, help_text="Where it came from, e.g. hubspot, m8com."
     )
-    header = models.CharField("header", max_length=300, blank=True)
-    custom_header = models.CharField("custom header", max_length=300, blank=True)
-    custom_description = models.CharField("custom description", max_length=300, blank=True)
-    body = models.TextField("body", blank=True)
-    link_url = models.URLField("link", max_length=1000, blank=True)
-    markdown = models.BooleanField("markdown", default=False, help_text="The body is markdown (M8Com markdown: true).")
-    associated_user = models.CharField("associated user", max_length=200, blank=True)
-    # TASK
-    due_date = models.DateTimeField("due date", null=True, blank=True)
-    status = models.CharField("status", max_length=200, blank=True)
-    done = models.BooleanField("done", null=True, blank=True)
-    assigned_user = models.CharField("assigned user", max_length=200, blank=True)
-    # CALL
-    from_number = models.CharField("from number", max_length=100, blank=True)
-    to_number = models.CharField("to number", max_length=100, blank=True)
-    duration_ms = models.BigIntegerField("duration (ms)", null=True, blank=True)
-    start_time = models.DateTimeField("start time", null=True, blank=True)
-    # TICKET / DEAL
-    created_date = models.DateTimeField("created date", null=True, blank=True)
-    priority = models.CharField(
-        "priority", max_length=6, blank=True, choices=[("HIGH", "High"), ("MEDIUM", "Medium"), ("LOW", "Low")]
+    header = models.CharField(
+        "header",
+        max_length=300,
+        blank=True,
+        help_text="M8Com header: appended to the type, e.g. Note - \u201cPrevious contact\u201d.",
     )
-    pipeline = models.CharField("pipeline", max_length=200, blank=True)
-    pipeline_stage = models.CharField("pipeline stage", max_length=200, blank=True)
-    close_date = models.DateTimeField("close date", null=True, blank=True)
-    currency = models.CharField("currency", max_length=10, blank=True)
-    amount = models.DecimalField("amount", max_digits=18, decimal_places=2, null=True, blank=True)
+    custom_header = models.CharField(
+        "custom header",
+        max_length=300,
+        blank=True,
+        help_text="M8Com customHeader: replaces the whole header, type included.",
+    )
+    custom_description = models.CharField(
+        "custom description",
+        max_length=300,
+        blank=True,
+        help_text="M8Com customDescription: replaces the default heading of the body.",
+    )
+    body = models.TextField(
+        "body", blank=True, help_text="The text shown; Omnidesk timeline message. Markdown when marked so."
+    )
+    link_url = models.URLField(
+        "link", max_length=1000, blank=True, help_text="M8Com link: when set, the header links here."
+    )
+    markdown = models.BooleanField("markdown", default=False, help_text="The body is markdown (M8Com markdown: true).")
+    associated_user = models.CharField(
+        "associated user", max_length=200, blank=True, help_text="M8Com associatedUser (notes), e.g. an agent e-mail."
+    )
+    # TASK
+    due_date = models.DateTimeField("due date", null=True, blank=True, help_text="Task: M8Com dueDate.")
+    status = models.CharField(
+        "status",
+        max_length=200,
+        blank=True,
+        help_text="Task or appointment status text; a done task shows a checkmark instead.",
+    )
+    done = models.BooleanField(
+        "done", null=True, blank=True, help_text="Task or deal is done (M8Com shows a green checkmark)."
+    )
+    assigned_user = models.CharField("assigned user", max_length=200, blank=True, help_text="Task: M8Com assignedUser.")
+    # CALL
+    from_number = models.CharField("from number", max_length=100, blank=True, help_text="Call: the caller.")
+    to_number = models.CharField("to number", max_length=100, blank=True, help_text="Call: the callee.")
+    duration_ms = models.BigIntegerField(
+        "duration (ms)", null=True, blank=True, help_text="Call: duration in milliseconds (M8Com duration)."
+    )
+    start_time = models.DateTimeField(
+        "start time", null=True, blank=True, help_text="Call: when it started (M8Com startTime)."
+    )
+    # TICKET / DEAL
+    created_date = models.DateTimeField(
+        "created date", null=True, blank=True, help_text="Ticket or deal: M8Com createdDate."
+    )
+    priority = models.CharField(
+        "priority",
+        max_length=6,
+        blank=True,
+        choices=[("HIGH", "High"), ("MEDIUM", "Medium"), ("LOW", "Low")],
+        help_text="Ticket: M8Com priority; LOW when empty.",
+    )
+    pipeline = models.CharField(
+        "pipeline", max_length=200, blank=True, help_text="Ticket or deal: heading shown above the pipeline stage."
+    )
+    pipeline_stage = models.CharField(
+        "pipeline stage", max_length=200, blank=True, help_text="Ticket or deal: the stage, e.g. Negotiation."
+    )
+    close_date = models.DateTimeField("close date", null=True, blank=True, help_text="Deal: M8Com closeDate.")
+    currency = models.CharField("currency", max_length=10, blank=True, help_text="Deal: currency, e.g. EUR.")
+    amount = models.DecimalField(
+        "amount", max_digits=18, decimal_places=2, null=True, blank=True, help_text="Deal: its value."
+    )
     # APPOINTMENT
-    start_date = models.DateTimeField("start date", null=True, blank=True)
-    end_date = models.DateTimeField("end date", null=True, blank=True)
-    all_day = models.BooleanField("all day", null=True, blank=True)
-    venue = models.CharField("venue", max_length=300, blank=True)
-    created_at = models.DateTimeField("recorded", auto_now_add=True)
+    start_date = models.DateTimeField("start date", null=True, blank=True, help_text="Appointment: start.")
+    end_date = models.DateTimeField("end date", null=True, blank=True, help_text="Appointment: end.")
+    all_day = models.BooleanField("all day", null=True, blank=True, help_text="Appointment: covers the whole day.")
+    venue = models.CharField("venue", max_length=300, blank=True, help_text="Appointment: where it takes place.")
+    created_at = models.DateTimeField("recorded", auto_now_add=True, help_text="When the hub stored the entry.")
 
     class Meta:
         ordering = ["customer", "-occurred_at", "-pk"]

@@ -1,27 +1,73 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
+from django.urls import path
 from simple_history.admin import SimpleHistoryAdmin
 
 from . import services
 from .models import Brand, Credential, Membership
-from .tenancy import BrandScopedAdmin, admin_brand_ids
+from .tenancy import (
+    BrandScopedAdmin,
+    BrandScopedHistoryAdmin,
+    admin_brand_ids,
+    history_sources,
+    member_brand_ids,
+    membership_grant,
+    recent_changes,
+)
+
+CHANGES_SHOWN = 200
 
 
-class MembershipInline(admin.TabularInline):
-    model = Membership
-    extra = 0
-    autocomplete_fields = ["user"]
+class MembershipFormsetMixin:
+    """Memberships added or changed in an inline go through membership_grant,
+    which makes the user staff: the operator only picks user, brand and role."""
 
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not Membership:
+            return super().save_formset(request, form, formset, change)
+        memberships = formset.save(commit=False)
+        for membership in formset.deleted_objects:
+            membership.delete()
+        for membership in memberships:
+            membership_grant(user=membership.user, brand=membership.brand, role=membership.role)
+        return None
+
+
+class SuperuserOnlyInline(admin.TabularInline):
     def has_view_permission(self, request, obj=None):
         return request.user.is_superuser
 
     has_change_permission = has_add_permission = has_delete_permission = has_view_permission
 
 
+class MembershipInline(SuperuserOnlyInline):
+    """On the brand page: who works on this brand, and in which role."""
+
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+    verbose_name = "member"
+    verbose_name_plural = "members (admins configure, auditors read)"
+
+
+class UserMembershipInline(SuperuserOnlyInline):
+    """On the user page: the brands this user works on, and the role in each."""
+
+    model = Membership
+    fk_name = "user"
+    extra = 0
+    autocomplete_fields = ["brand"]
+    verbose_name = "brand role"
+    verbose_name_plural = "brand roles (admins configure, auditors read)"
+
+
 @admin.register(Brand)
-class BrandAdmin(BrandScopedAdmin, SimpleHistoryAdmin):
+class BrandAdmin(MembershipFormsetMixin, BrandScopedHistoryAdmin):
     brand_lookup = "pk"
     list_display = ["name", "slug", "default_region", "time_zone", "is_active", "created_at"]
     list_filter = ["is_active"]
@@ -47,13 +93,60 @@ class BrandAdmin(BrandScopedAdmin, SimpleHistoryAdmin):
     def has_delete_permission(self, request, obj=None):
         return request.user.is_superuser
 
+    def get_prepopulated_fields(self, request, obj=None):
+        return (
+            {} if obj is not None and not request.user.is_superuser else super().get_prepopulated_fields(request, obj)
+        )
+
     def get_readonly_fields(self, request, obj=None):
         # A brand admin may not rename the URL slug or switch the brand off (that would lock them out).
-        return ["slug", "is_active"] if obj is not None and not request.user.is_superuser else []
+        readonly = super().get_readonly_fields(request, obj)
+        if obj is not None and not request.user.is_superuser:
+            readonly = [*readonly, *(name for name in ("slug", "is_active") if name not in readonly)]
+        return readonly
+
+    def get_urls(self):
+        own = [
+            path(
+                "changes/",
+                self.admin_site.admin_view(self.changes_view),
+                name="hub_configuration_changes",
+            )
+        ]
+        return own + super().get_urls()
+
+    def changes_view(self, request):
+        """Configuration changes: every recorded change (CRM syncs and their
+        webhooks, rules, keys, brands, memberships) of the user's brands, newest first."""
+        if not self.has_module_permission(request):
+            raise PermissionDenied
+        sources = history_sources(self.admin_site)
+        brands = Brand.objects.order_by("name")
+        if not request.user.is_superuser:
+            brands = brands.filter(pk__in=member_brand_ids(request.user))
+        brand_id = request.GET.get("brand", "")
+        kind = request.GET.get("kind", "")
+        chosen = [s for s in sources if not kind or s.key == kind]
+        wanted_brands = {int(brand_id)} if brand_id.isdigit() else None
+        entries = recent_changes(user=request.user, sources=chosen, brand_ids=wanted_brands, limit=CHANGES_SHOWN)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Configuration changes",
+            "opts": self.model._meta,
+            "entries": entries,
+            "sources": sources,
+            "brands": brands,
+            "chosen_brand": brand_id,
+            "chosen_kind": kind,
+            "shown": CHANGES_SHOWN,
+        }
+        return TemplateResponse(request, "admin/hookhub/configuration_changes.html", context)
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(SimpleHistoryAdmin):
+    """Operators (superusers) assign people: user, brand, role. Saving makes the user staff."""
+
     list_display = ["user", "brand", "role"]
     list_filter = ["role", "brand"]
     search_fields = ["user__username", "user__email", "brand__name"]
@@ -68,14 +161,32 @@ class MembershipAdmin(admin.ModelAdmin):
     has_change_permission = has_add_permission = has_delete_permission = has_view_permission
 
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        if not obj.user.is_staff:
-            obj.user.is_staff = True
-            obj.user.save(update_fields=["is_staff"])
+        membership = membership_grant(user=obj.user, brand=obj.brand, role=obj.role)
+        obj.pk = membership.pk
+
+
+User = get_user_model()
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+
+
+@admin.register(User)
+class HookhubUserAdmin(MembershipFormsetMixin, UserAdmin):
+    """Django's user admin with the user's brand roles inline."""
+
+    inlines = [*UserAdmin.inlines, UserMembershipInline]
+    list_display = [*UserAdmin.list_display, "brand_roles"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("memberships__brand")
+
+    @admin.display(description="brand roles")
+    def brand_roles(self, obj):
+        return ", ".join(f"{m.brand.name} ({m.role})" for m in obj.memberships.all()) or "—"
 
 
 @admin.register(Credential)
-class CredentialAdmin(BrandScopedAdmin, SimpleHistoryAdmin):
+class CredentialAdmin(BrandScopedHistoryAdmin):
     """Inbound keys. "Add" issues a new key and shows the secret once."""
 
     list_display = ["prefix_display", "brand", "integration", "name", "created_at", "last_used_at", "status"]
@@ -101,7 +212,8 @@ class CredentialAdmin(BrandScopedAdmin, SimpleHistoryAdmin):
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return []
-        return ["brand", "integration", "prefix_display", "created_at", "last_used_at", "revoked_at"]
+        readonly = ["brand", "integration", "prefix_display", "created_at", "last_used_at", "revoked_at"]
+        return [*readonly, *(n for n in super().get_readonly_fields(request, obj) if n not in readonly)]
 
     @admin.display(description="key")
     def prefix_display(self, obj):
@@ -147,3 +259,6 @@ class CredentialAdmin(BrandScopedAdmin, SimpleHistoryAdmin):
             services.credential_revoke(credential=credential)
             count += 1
         messages.success(request, f"Revoked {count} key(s). Calls with them now get 403.")
+
+
+__all__ = ["BrandAdmin", "BrandScopedAdmin", "CredentialAdmin", "HookhubUserAdmin", "MembershipAdmin"]

@@ -10,8 +10,11 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
+from django.dispatch import receiver
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from simple_history.models import HistoricalRecords
+from simple_history.signals import pre_create_historical_record
 
 
 def validate_region(value: str) -> None:
@@ -37,6 +40,63 @@ def validate_networks(value: list) -> None:
             bad.append(str(item))
     if bad:
         raise ValidationError(f"Not a network in CIDR notation: {', '.join(bad)}")
+
+
+class SecretsHistory(models.Model):
+    """Base of the historical models of configurations that hold secrets.
+
+    The secret columns themselves are left out of the history. This column
+    says instead which secrets were set, each with a short keyed fingerprint
+    that changes when the value changes: the history shows *that* a password or
+    token was replaced, by whom and when, and never the value.
+    """
+
+    secrets = models.CharField(
+        "secrets",
+        max_length=400,
+        blank=True,
+        editable=False,
+        help_text="Which secrets were set at this version, each with a fingerprint that changes when the value "
+        "changes; never the secret itself.",
+    )
+
+    class Meta:
+        abstract = True
+
+
+def secret_fingerprint(value: str) -> str:
+    """8 hex digits of an HMAC keyed with SECRET_KEY: tells versions apart, reveals nothing."""
+    return salted_hmac("hookhub.history.secret", value).hexdigest()[:8]
+
+
+def secrets_summary(instance: models.Model, names: tuple[str, ...]) -> str:
+    parts = []
+    for name in names:
+        value = getattr(instance, name, "") or ""
+        label = instance._meta.get_field(name).verbose_name
+        parts.append(f"{label}: set ({secret_fingerprint(value)})" if value else f"{label}: not set")
+    return "; ".join(parts)
+
+
+class ConfigHistory(HistoricalRecords):
+    """django-simple-history for a configuration model whose ``secret_fields``
+    never enter the history (only their fingerprints, see SecretsHistory)."""
+
+    def __init__(self, *, secret_fields: tuple[str, ...] = (), excluded_fields: tuple[str, ...] = (), **kwargs):
+        self.secret_fields = tuple(secret_fields)
+        if self.secret_fields:
+            kwargs["bases"] = [SecretsHistory]
+        super().__init__(excluded_fields=[*excluded_fields, *self.secret_fields], **kwargs)
+
+    def get_extra_fields(self, model, fields):
+        return {**super().get_extra_fields(model, fields), "history_secret_fields": self.secret_fields}
+
+
+@receiver(pre_create_historical_record)
+def _history_records_secret_fingerprints(sender, instance, history_instance, **kwargs):
+    names = getattr(history_instance, "history_secret_fields", ())
+    if names:
+        history_instance.secrets = secrets_summary(instance, names)
 
 
 class Brand(models.Model):
@@ -87,8 +147,13 @@ class Brand(models.Model):
     )
     # Bumped in the same transaction as every change to this brand's customers;
     # lookup caches are keyed by it so they never serve stale data.
-    generation = models.BigIntegerField(default=0, editable=False)
-    created_at = models.DateTimeField("created", auto_now_add=True)
+    generation = models.BigIntegerField(
+        "generation",
+        default=0,
+        editable=False,
+        help_text="Counts changes to the brand's customers; cached lookup answers of older generations are ignored.",
+    )
+    created_at = models.DateTimeField("created", auto_now_add=True, help_text="When the brand was added.")
     history = HistoricalRecords(excluded_fields=["generation"])
 
     class Meta:
@@ -107,15 +172,29 @@ class Role(models.TextChoices):
 class Membership(models.Model):
     """A staff user's role in one brand."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
-    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="memberships",
+        verbose_name="user",
+        help_text="The staff user who gets the role (saving a membership makes the user staff).",
+    )
+    brand = models.ForeignKey(
+        Brand,
+        on_delete=models.CASCADE,
+        related_name="memberships",
+        verbose_name="brand",
+        help_text="The brand the role applies to; the user sees nothing of other brands.",
+    )
     role = models.CharField(
         "role",
         max_length=10,
         choices=Role.choices,
         default=Role.AUDITOR,
-        help_text="Admins configure the brand; auditors read everything and change nothing.",
+        help_text="Admin: configures the brand's CRM syncs, rules, keys and customers. Auditor: reads the "
+        "brand's customers, configuration, history and logs, changes nothing and never sees a secret.",
     )
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["brand__name", "user__username"]
@@ -143,15 +222,33 @@ class Credential(models.Model):
     hash (the secret has 256 bits of entropy, so a slow hash adds nothing).
     """
 
-    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="credentials")
-    integration = models.CharField("integration", max_length=20, choices=Integration.choices)
+    brand = models.ForeignKey(
+        Brand,
+        on_delete=models.CASCADE,
+        related_name="credentials",
+        verbose_name="brand",
+        help_text="The only brand this key opens; a key of brand A never sees brand B.",
+    )
+    integration = models.CharField(
+        "integration",
+        max_length=20,
+        choices=Integration.choices,
+        help_text="The platform that sends this key: Omnidesk (key in the query string), M8Com (Authorization: "
+        "Bearer) or the contact-center service hooks (x-api-key header). A key works for one integration only.",
+    )
     name = models.CharField(
         "name", max_length=100, blank=True, help_text="What this key is for, e.g. 'production 2026'."
     )
     prefix = models.CharField(
         "prefix", max_length=16, editable=False, help_text="The first characters of the key, to tell keys apart."
     )
-    secret_hash = models.CharField(max_length=64, unique=True, editable=False)
+    secret_hash = models.CharField(
+        "secret hash",
+        max_length=64,
+        unique=True,
+        editable=False,
+        help_text="SHA-256 of the key; the key itself is shown once when issued and never stored.",
+    )
     allowed_networks = models.JSONField(
         "allowed client networks",
         default=list,
@@ -160,9 +257,17 @@ class Credential(models.Model):
         help_text='Optional CIDR list, e.g. ["203.0.113.0/24"]. Calls from elsewhere get 403 even with '
         "the right key. Empty: any address.",
     )
-    created_at = models.DateTimeField("created", auto_now_add=True)
-    last_used_at = models.DateTimeField("last used", null=True, blank=True, editable=False)
-    revoked_at = models.DateTimeField("revoked", null=True, blank=True, editable=False)
+    created_at = models.DateTimeField("created", auto_now_add=True, help_text="When the key was issued.")
+    last_used_at = models.DateTimeField(
+        "last used", null=True, blank=True, editable=False, help_text="The last accepted call (to the minute)."
+    )
+    revoked_at = models.DateTimeField(
+        "revoked",
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="From this moment calls with the key get 403; other keys of the brand keep working.",
+    )
     history = HistoricalRecords(excluded_fields=["secret_hash", "last_used_at"])
 
     objects = CredentialQuerySet.as_manager()

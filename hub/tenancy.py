@@ -4,14 +4,35 @@ A Membership gives a user a role in a brand: ``admin`` configures, ``auditor``
 reads. Superusers see everything. Objects of another brand are left out of
 every queryset, so their URLs (change, delete, history) answer 404 — the same
 answer as for an object that does not exist, so ids of other brands leak nothing.
-List filters offer only the brands the user can see.
+
+What else follows the memberships (docs/roles.md):
+
+- list filters offer only values found in the rows the user can see;
+- foreign-key choices (and so autocomplete and raw-id lookups, which validate
+  against them) hold only objects of brands the user administers;
+- actions that change something (and list_editable saves) only ever touch rows
+  of brands the user administers, whatever ids are posted; read-only actions
+  (exports) see the rows the user can see;
+- history pages are read-only for everyone (no "revert"); auditors browse them;
+- secret fields are never rendered to someone who cannot change them.
 """
 
 from __future__ import annotations
 
+import functools
+import re
+from dataclasses import dataclass
+
 from django.contrib import admin
-from django.db.models import Model, QuerySet
+from django.contrib.admin.utils import NotRelationField, flatten_fieldsets, get_fields_from_path, unquote
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import F, Model, QuerySet
 from django.http import Http404
+from django.urls import NoReverseMatch, reverse
+from django.utils.text import capfirst
+from simple_history.admin import SimpleHistoryAdmin
+from simple_history.template_utils import HistoricalRecordContextHelper
 
 from .models import Brand, Membership, Role
 
@@ -56,16 +77,56 @@ def brand_id_of(obj: Model, lookup: str) -> int | None:
     return getattr(target, f"{parts[-1]}_id", None)
 
 
+def membership_grant(*, user, brand: Brand, role: str) -> Membership:
+    """Give a user a role in a brand (or change it); the user becomes staff so
+    the admin lets them in. Roles are memberships, not Django groups: see docs/roles.md.
+
+    Lives here rather than in hub/services.py only because of file ownership
+    during issue 6; it is a service (keyword-only, no request)."""
+    if role not in Role.values:
+        raise ValueError(f"Unknown role {role!r}; one of {', '.join(Role.values)}.")
+    with transaction.atomic():
+        membership, _ = Membership.objects.update_or_create(user=user, brand=brand, defaults={"role": role})
+        staff_ensure(user=user)
+    return membership
+
+
+def staff_ensure(*, user) -> None:
+    if not user.is_staff:
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])
+
+
+class ScopedAllValuesFieldListFilter(admin.AllValuesFieldListFilter):
+    """Django's "all values" filter reads a related model's whole table for a
+    path such as ``delivery__source_kind``; this one reads the user's rows only."""
+
+    def __init__(self, field, request, params, model, model_admin, field_path):
+        super().__init__(field, request, params, model, model_admin, field_path)
+        self.lookup_choices = (
+            model_admin.get_queryset(request).order_by(field_path).values_list(field_path, flat=True).distinct()
+        )
+
+
 class BrandScopedAdmin(admin.ModelAdmin):
     """ModelAdmin whose rows, choices and permissions follow the user's memberships."""
 
     brand_lookup = "brand"
+    # Encrypted fields: shown to nobody who cannot change the object (see get_fieldsets).
+    secret_fields: tuple[str, ...] = ()
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)
         if request.user.is_superuser:
             return queryset
         return queryset.filter(**{f"{self.brand_lookup}__in": member_brand_ids(request.user)})
+
+    def writable_queryset(self, request, queryset: QuerySet | None = None) -> QuerySet:
+        """The rows (of ``queryset``, default all visible rows) the user may change."""
+        queryset = self.get_queryset(request) if queryset is None else queryset
+        if request.user.is_superuser:
+            return queryset
+        return queryset.filter(**{f"{self.brand_lookup}__in": admin_brand_ids(request.user)})
 
     def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
         # Django redirects to the index with a message; another brand's object
@@ -76,6 +137,25 @@ class BrandScopedAdmin(admin.ModelAdmin):
         if not request.user.is_superuser and self.get_object(request, object_id) is None:
             raise Http404("No such object.")
 
+    def get_urls(self):
+        """Every change URL (whatever view a subclass puts behind it) answers 404
+        for an object the user cannot see and 403 to a POST from someone who may
+        not change the object, before the view runs."""
+        urls = super().get_urls()
+        name = f"{self.opts.app_label}_{self.opts.model_name}_change"
+        for pattern in urls:
+            if getattr(pattern, "name", None) == name:
+                pattern.callback = self.admin_site.admin_view(self._guarded_change_view)
+        return urls
+
+    def _guarded_change_view(self, request, object_id, form_url="", extra_context=None):
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None and not request.user.is_superuser:
+            raise Http404(f"No {self.opts.verbose_name} with this id.")
+        if request.method == "POST" and obj is not None and not self.has_change_permission(request, obj):
+            raise PermissionDenied
+        return self.change_view(request, object_id, form_url, extra_context)
+
     def delete_view(self, request, object_id, extra_context=None):
         self._require_visible(request, object_id)
         return super().delete_view(request, object_id, extra_context)
@@ -85,9 +165,19 @@ class BrandScopedAdmin(admin.ModelAdmin):
         return super().history_view(request, object_id, extra_context)
 
     def history_form_view(self, request, object_id, version_id, extra_context=None):
-        """django-simple-history's "view this version" page, when the admin has it."""
+        """django-simple-history's "view this version" page, when the admin has it.
+
+        Read-only: simple-history would save the old version on POST (for anyone
+        who may view it, auditors included), and a revert would bypass the
+        services and the inlines."""
         self._require_visible(request, object_id)
+        if request.method != "GET":
+            raise PermissionDenied
+        request._hookhub_read_only = True
         return super().history_form_view(request, object_id, version_id, extra_context)
+
+    def revert_disabled(self, request, obj=None):
+        return True
 
     def _is_member(self, request) -> bool:
         return request.user.is_active and request.user.is_staff and bool(member_brand_ids(request.user))
@@ -105,6 +195,8 @@ class BrandScopedAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         if request.user.is_superuser:
             return True
+        if getattr(request, "_hookhub_read_only", False):
+            return False
         writable = admin_brand_ids(request.user)
         if obj is None:
             return request.user.is_staff and bool(writable)
@@ -116,17 +208,298 @@ class BrandScopedAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return self.has_change_permission(request, obj)
 
+    # ------------------------------------------------------------ choices
+
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        if db_field.related_model is Brand and not request.user.is_superuser:
-            kwargs["queryset"] = brands_for(request.user, write=True)
+        """Choices (and so what autocomplete and raw-id inputs accept) are the
+        objects of brands the user administers."""
+        if not request.user.is_superuser and "queryset" not in kwargs:
+            related_admin = self.admin_site._registry.get(db_field.related_model)
+            if db_field.related_model is Brand:
+                kwargs["queryset"] = brands_for(request.user, write=True)
+            elif isinstance(related_admin, BrandScopedAdmin):
+                kwargs["queryset"] = related_admin.writable_queryset(request)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def get_list_filter(self, request):
-        """A plain brand filter would list every brand; offer only those the user sees."""
-        return [
-            (item, admin.RelatedOnlyFieldListFilter) if item in ("brand", self.brand_lookup) and item != "pk" else item
-            for item in super().get_list_filter(request)
-        ]
+        """Filters offer only values found in the user's rows: a plain relation
+        filter would list every brand (or every brand's syncs)."""
+        scoped = []
+        for item in super().get_list_filter(request):
+            if isinstance(item, str):
+                try:
+                    field = get_fields_from_path(self.model, item)[-1]
+                except (FieldDoesNotExist, NotRelationField):
+                    field = None
+                if field is not None and field.is_relation:
+                    item = (item, admin.RelatedOnlyFieldListFilter)
+                elif field is not None and "__" in item and not field.choices:
+                    item = (item, ScopedAllValuesFieldListFilter)
+            scoped.append(item)
+        return scoped
+
+    # ------------------------------------------------------------ writes
+
+    def get_action(self, action):
+        """Actions that change something get only the selected rows of brands the
+        user administers; read-only ones (allowed for "view") get what the user sees."""
+        found = super().get_action(action)
+        if found is None:
+            return None
+        func, name, description = found
+        permissions = set(getattr(func, "allowed_permissions", ()) or ())
+        if permissions and permissions <= {"view"}:
+            return found
+
+        @functools.wraps(func)
+        def scoped(modeladmin, request, queryset):
+            return func(modeladmin, request, modeladmin.writable_queryset(request, queryset))
+
+        return scoped, name, description
+
+    def changelist_view(self, request, extra_context=None):
+        """list_editable saves check every posted row: one of a brand the user
+        does not administer (or does not see) refuses the whole save with 403."""
+        if request.method == "POST" and "_save" in request.POST and self.list_editable:
+            pk_name = self.model._meta.pk.name
+            pattern = re.compile(rf"^form-\d+-{re.escape(pk_name)}$")
+            posted = {value for key, value in request.POST.items() if pattern.match(key)}
+            if posted:
+                try:
+                    wanted = {self.model._meta.pk.to_python(value) for value in posted}
+                except ValidationError as exc:
+                    raise PermissionDenied from exc
+                allowed = set(self.writable_queryset(request).filter(pk__in=wanted).values_list("pk", flat=True))
+                if wanted - allowed:
+                    raise PermissionDenied
+        return super().changelist_view(request, extra_context)
+
+    # ------------------------------------------------------------ secrets
+
+    def get_fieldsets(self, request, obj=None):
+        """For someone who cannot change the object, the secret fields are
+        replaced by one read-only line saying which are set (never the values)."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if not self.secret_fields:
+            return fieldsets
+        if not getattr(request, "_hookhub_read_only", False):
+            if obj is not None and self.has_change_permission(request, obj):
+                return fieldsets
+            if obj is None and self.has_add_permission(request):
+                return fieldsets
+        masked = []
+        placed = False
+        for title, options in fieldsets:
+            fields = []
+            for item in options.get("fields", ()):
+                names = item if isinstance(item, (list, tuple)) else (item,)
+                kept = tuple(name for name in names if name not in self.secret_fields)
+                if len(kept) != len(names) and not placed:
+                    kept = (*kept, "stored_secrets")
+                    placed = True
+                if kept:
+                    fields.append(kept if isinstance(item, (list, tuple)) else kept[0])
+            masked.append((title, {**options, "fields": fields}))
+        return masked
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        if self.secret_fields and "stored_secrets" not in readonly:
+            readonly.append("stored_secrets")
+        if getattr(request, "_hookhub_read_only", False) and not getattr(request, "_hookhub_listing", False):
+            # The history version page: everything read-only, secrets masked.
+            # (get_fieldsets may build a form, which asks for the read-only fields again.)
+            request._hookhub_listing = True
+            try:
+                names = flatten_fieldsets(self.get_fieldsets(request, obj))
+            finally:
+                request._hookhub_listing = False
+            readonly += [name for name in names if name not in readonly]
+        return readonly
+
+    @admin.display(description="secrets")
+    def stored_secrets(self, obj):
+        parts = []
+        for name in self.secret_fields:
+            label = obj._meta.get_field(name).verbose_name
+            parts.append(f"{label}: {'set (hidden)' if getattr(obj, name, '') else 'not set'}")
+        return "; ".join(parts)
+
+
+# ---------------------------------------------------------------- history
+
+
+def has_history(model) -> bool:
+    return hasattr(model._meta, "simple_history_manager_attribute")
+
+
+def history_model_of(model):
+    return getattr(model, model._meta.simple_history_manager_attribute).model
+
+
+def history_delta(record, previous) -> list[dict]:
+    """What changed from ``previous`` to ``record`` (same object), as
+    [{"field", "old", "new"}]: the tracked fields, then the secrets' fingerprints."""
+    if previous is None:
+        return []
+    delta = record.diff_against(previous, foreign_keys_are_objs=True)
+    changes = HistoricalRecordContextHelper(record.instance_type, record).context_for_delta_changes(delta)
+    # simple-history diffs editable fields only; a key's revoked_at is set by an action, never typed.
+    for field in record.tracked_fields:
+        if field.editable or field.is_relation:
+            continue
+        old, new = getattr(previous, field.attname), getattr(record, field.attname)
+        if old != new:
+            changes.append({"field": capfirst(field.verbose_name), "old": _shown(old), "new": _shown(new)})
+    if getattr(record, "history_secret_fields", ()) and record.secrets != previous.secrets:
+        changes.append({"field": "Secrets", "old": previous.secrets, "new": record.secrets})
+    return changes
+
+
+def _shown(value) -> str:
+    return "None" if value is None else str(value)
+
+
+def with_deltas(records: list) -> list:
+    """Sets ``history_delta_changes`` on records (any order, any objects); a
+    record whose previous version is not in the list fetches it."""
+    pk_name = None
+    ordered = sorted(records, key=lambda r: (r.history_date, r.history_id))
+    last_seen: dict = {}
+    for record in ordered:
+        pk_name = pk_name or record.instance_type._meta.pk.attname
+        key = (type(record), getattr(record, pk_name))
+        previous = last_seen.get(key)
+        if previous is None and record.history_type != "+":
+            previous = record.prev_record
+        record.history_delta_changes = history_delta(record, previous)
+        last_seen[key] = record
+    return records
+
+
+@dataclass
+class HistorySource:
+    """One tracked model on the Configuration changes page."""
+
+    key: str  # app_label.model_name
+    label: str
+    model: type[Model]
+    brand_path: str  # ORM path from the historical model to the brand id
+    link_admin: admin.ModelAdmin  # whose history page lists these records
+    link_attname: str  # attribute of a record holding the link_admin object's id
+
+    def brand_filter(self, brand_ids) -> dict:
+        return {f"{self.brand_path}__in": brand_ids}
+
+
+def history_sources(site) -> list[HistorySource]:
+    """Tracked models of brand-scoped admins, and tracked models of their inlines
+    (a CRM sync's webhooks, a brand's memberships) — found, not listed, so a new
+    tracked configuration shows up by itself."""
+    found: dict[type[Model], HistorySource] = {}
+    for model, model_admin in site._registry.items():
+        if not isinstance(model_admin, BrandScopedAdmin):
+            continue
+        lookup = model_admin.brand_lookup
+        if has_history(model) and model not in found:
+            found[model] = HistorySource(
+                key=model._meta.label_lower,
+                label=str(model._meta.verbose_name_plural),
+                model=model,
+                brand_path="id" if lookup == "pk" else lookup,
+                link_admin=model_admin,
+                link_attname=model._meta.pk.attname,
+            )
+        for inline in model_admin.inlines:
+            child = inline.model
+            if child in found or not has_history(child):
+                continue
+            fk = next(f for f in child._meta.concrete_fields if f.is_relation and f.related_model is model)
+            found[child] = HistorySource(
+                key=child._meta.label_lower,
+                label=str(child._meta.verbose_name_plural),
+                model=child,
+                brand_path=fk.name if lookup == "pk" else f"{fk.name}__{lookup}",
+                link_admin=model_admin,
+                link_attname=fk.attname,
+            )
+    return sorted(found.values(), key=lambda source: source.label.lower())
+
+
+def history_visible_brand_ids(user) -> set[int] | None:
+    """None: every brand (superusers)."""
+    return None if user.is_superuser else member_brand_ids(user)
+
+
+def recent_changes(*, user, sources: list[HistorySource], brand_ids: set[int] | None = None, limit: int = 100):
+    """The newest recorded changes of the given sources in the user's brands."""
+    visible = history_visible_brand_ids(user)
+    if visible is not None:
+        brand_ids = visible if brand_ids is None else brand_ids & visible
+    records = []
+    for source in sources:
+        queryset = history_model_of(source.model).objects.all()
+        if brand_ids is not None:
+            queryset = queryset.filter(**source.brand_filter(brand_ids))
+        queryset = queryset.annotate(hub_brand_id=F(source.brand_path)).select_related("history_user")
+        for record in queryset.order_by("-history_date", "-history_id")[:limit]:
+            record.hub_source = source
+            records.append(record)
+    records.sort(key=lambda r: (r.history_date, r.history_id), reverse=True)
+    records = with_deltas(records[:limit])
+    brand_names = dict(Brand.objects.filter(pk__in={r.hub_brand_id for r in records}).values_list("pk", "name"))
+    for record in records:
+        record.hub_brand_name = brand_names.get(record.hub_brand_id, "(deleted brand)")
+        record.hub_history_url = _history_url(record)
+    return records
+
+
+def _history_url(record) -> str:
+    source = record.hub_source
+    opts = source.link_admin.model._meta
+    object_id = getattr(record, source.link_attname)
+    if not source.link_admin.model._default_manager.filter(pk=object_id).exists():
+        return ""
+    try:
+        return reverse(f"admin:{opts.app_label}_{opts.model_name}_history", args=[object_id])
+    except NoReverseMatch:
+        return ""
+
+
+class BrandScopedHistoryAdmin(BrandScopedAdmin, SimpleHistoryAdmin):
+    """A brand-scoped admin with django-simple-history's history pages: who
+    changed what and when, browsable by the brand's auditors, read-only for all.
+    Secret fields are not in the history; a change of one shows as a changed
+    fingerprint (hub.models.SecretsHistory). The page also lists the history of
+    the inlines the user may see (a CRM sync's webhooks)."""
+
+    object_history_template = "admin/hookhub/object_history.html"
+    object_history_list_template = "admin/hookhub/object_history_list.html"
+
+    def set_history_delta_changes(self, request, historical_records, foreign_keys_are_objs=True):
+        with_deltas(list(historical_records))
+
+    def history_view(self, request, object_id, extra_context=None):
+        self._require_visible(request, object_id)
+        obj = self.get_object(request, object_id)
+        related = []
+        if obj is not None:
+            seen = set()
+            for inline in self.get_inline_instances(request, obj):
+                child = inline.model
+                if child in seen or not has_history(child) or not inline.has_view_permission(request, obj):
+                    continue
+                seen.add(child)
+                fk = next(f for f in child._meta.concrete_fields if f.is_relation and f.related_model is self.model)
+                records = list(
+                    history_model_of(child)
+                    .objects.filter(**{fk.attname: obj.pk})
+                    .select_related("history_user")
+                    .order_by("-history_date", "-history_id")[: self.history_list_per_page]
+                )
+                related.append({"label": child._meta.verbose_name_plural, "records": with_deltas(records)})
+        extra_context = {**(extra_context or {}), "related_history": related}
+        return super().history_view(request, object_id, extra_context)
 
 
 class BrandScopedInline:
@@ -135,6 +508,8 @@ class BrandScopedInline:
     def _parent_allows(self, request, obj, write: bool) -> bool:
         if request.user.is_superuser:
             return True
+        if write and getattr(request, "_hookhub_read_only", False):
+            return False
         if obj is None:
             return bool(admin_brand_ids(request.user) if write else member_brand_ids(request.user))
         brand_id = getattr(obj, "brand_id", None)

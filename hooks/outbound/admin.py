@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import flatten_fieldsets
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import Http404, HttpResponseRedirect
@@ -17,7 +18,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from hub.tenancy import BrandScopedAdmin, BrandScopedInline
+from hub.tenancy import BrandScopedAdmin, BrandScopedHistoryAdmin, BrandScopedInline
 from synclog.models import DeliveryAttempt
 
 from . import crm, selectors, services
@@ -148,9 +149,17 @@ UpdateInline = _action_inline(CrmAction.UPDATE, "Sync updated user webhook", "Ty
 DeleteInline = _action_inline(CrmAction.DELETE, "Sync deleted user webhook", "Typically DELETE …/{{ remote_id }}.")
 
 
+# Form-only switches that make no sense to someone who cannot change the sync.
+FORM_ONLY_FIELDS = ("clear_secrets", "new_signing_secret", "remove_signing_secret")
+
+
 @admin.register(CrmSync)
-class CrmSyncAdmin(BrandScopedAdmin):
+class CrmSyncAdmin(BrandScopedHistoryAdmin):
+    """History (who changed what, when) covers the sync and its three webhooks;
+    secrets are masked for auditors and never enter the history."""
+
     form = CrmSyncForm
+    secret_fields = ("auth_password", "api_key", "signing_secret")
     change_form_template = "admin/outbound/crmsync/change_form.html"
     list_display = ["name", "brand", "enabled", "auth_type", "actions_summary", "updated_at"]
     list_filter = ["enabled", "brand"]
@@ -167,6 +176,17 @@ class CrmSyncAdmin(BrandScopedAdmin):
         ),
         ("Signing", {"fields": ["new_signing_secret", "remove_signing_secret"]}),
     ]
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if "stored_secrets" not in flatten_fieldsets(fieldsets):
+            return fieldsets
+        trimmed = []
+        for title, options in fieldsets:
+            fields = [name for name in options["fields"] if name not in FORM_ONLY_FIELDS]
+            if fields:
+                trimmed.append((title, {**options, "fields": fields}))
+        return trimmed
 
     @admin.display(description="webhooks")
     def actions_summary(self, obj):

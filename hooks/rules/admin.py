@@ -17,7 +17,7 @@ from hooks.inbound.models import InboundEvent
 from hooks.inbound.selectors import inbound_event_get, inbound_events_for_brand
 from hooks.outbound.models import SECRET_FIELDS
 from hub.events import EVENT_TYPES
-from hub.tenancy import BrandScopedAdmin, brands_for
+from hub.tenancy import BrandScopedHistoryAdmin, brands_for
 
 from . import services
 from .conditions import ConditionError, conditions_clean
@@ -116,8 +116,12 @@ class EventRuleForm(forms.ModelForm):
 
 
 @admin.register(EventRule)
-class EventRuleAdmin(BrandScopedAdmin):
+class EventRuleAdmin(BrandScopedHistoryAdmin):
+    """History (who changed what, when) is browsable by the brand's auditors;
+    secrets are masked for them and never enter the history."""
+
     form = EventRuleForm
+    secret_fields = SECRET_FIELDS
     list_display = ["name", "brand", "enabled", "order", "triggers", "conditions_text", "method", "url"]
     list_display_links = ["name"]
     list_editable = ["enabled", "order"]
@@ -155,11 +159,21 @@ class EventRuleAdmin(BrandScopedAdmin):
 
     @admin.action(description="Enable selected rules", permissions=["change"])
     def enable(self, request, queryset):
-        self.message_user(request, f"Enabled {queryset.update(enabled=True)} rules.")
+        self.message_user(request, f"Enabled {self._set_enabled(queryset, True)} rules.")
 
     @admin.action(description="Disable selected rules", permissions=["change"])
     def disable(self, request, queryset):
-        self.message_user(request, f"Disabled {queryset.update(enabled=False)} rules.")
+        self.message_user(request, f"Disabled {self._set_enabled(queryset, False)} rules.")
+
+    @staticmethod
+    def _set_enabled(queryset, enabled: bool) -> int:
+        """One save per rule (not a bulk update), so each change is in the rule's history."""
+        changed = 0
+        for rule in queryset.filter(enabled=not enabled):
+            rule.enabled = enabled
+            rule.save(update_fields=["enabled", "updated_at"])
+            changed += 1
+        return changed
 
     def get_urls(self):
         own = [

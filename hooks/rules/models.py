@@ -6,9 +6,10 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from hooks.outbound.models import WebhookRequestConfig
+from hooks.outbound.models import SECRET_FIELDS, WebhookRequestConfig
 from hooks.outbound.rendering import validate_config
 from hub.events import EVENT_TYPES
+from hub.models import ConfigHistory
 
 from .conditions import ConditionError, conditions_clean, describe
 
@@ -141,8 +142,9 @@ class EventRule(WebhookRequestConfig):
     description = models.TextField(
         "notes", blank=True, help_text="Anything an admin should know about this rule (where the preset came from)."
     )
-    created_at = models.DateTimeField("created", auto_now_add=True)
-    updated_at = models.DateTimeField("updated", auto_now=True)
+    created_at = models.DateTimeField("created", auto_now_add=True, help_text="When the rule was added.")
+    updated_at = models.DateTimeField("updated", auto_now=True, help_text="The last time the rule was saved.")
+    history = ConfigHistory(secret_fields=SECRET_FIELDS, excluded_fields=("updated_at",))
 
     class Meta:
         ordering = ["brand__name", "order", "name"]
