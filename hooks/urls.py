@@ -2,13 +2,38 @@
 
 Each adapter declares its routes as ``urlpatterns`` in its own module
 (``hooks/inbound/<contract>.py``) next to its views; this file joins them.
+Anything else under /hooks/ answers a JSON 404 (platforms never get an HTML
+page), and an endpoint written with a trailing slash is served as without it.
 """
 
+from django.urls import Resolver404, re_path, resolve
+from django.views.decorators.csrf import csrf_exempt
+
 from hooks.inbound import calllog, m8com, omnidesk, servicehooks
+from hooks.inbound.common import error_response
+
+ENDPOINTS = (
+    "GET /hooks/omnidesk/<brand>/customerlookup, GET /hooks/m8com/<brand>/lookup, "
+    "POST /hooks/m8com/<brand>/calllog, POST /hooks/servicehooks/<brand>/<event-type>"
+)
+
+
+@csrf_exempt
+def endpoint_not_found(request, rest: str):
+    if rest.endswith("/") and rest.strip("/"):
+        try:
+            match = resolve("/hooks/" + rest.rstrip("/"))
+        except Resolver404:
+            match = None
+        if match is not None and match.func is not endpoint_not_found:
+            return match.func(request, *match.args, **match.kwargs)
+    return error_response(404, "not_found", f"No endpoint at {request.path}. The endpoints are: {ENDPOINTS}.")
+
 
 urlpatterns = [
     *omnidesk.urlpatterns,
     *m8com.urlpatterns,
     *calllog.urlpatterns,
     *servicehooks.urlpatterns,
+    re_path(r"^(?P<rest>.*)$", endpoint_not_found, name="hooks-not-found"),
 ]

@@ -71,8 +71,12 @@ def json_body_read(request) -> tuple[Any, bytes]:
         raise too_big
     content_type = request.META.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
     if content_type != "application/json" and not content_type.endswith("+json"):
+        # WSGI servers report a missing Content-Type as text/plain.
+        got = "none" if content_type in ("", "text/plain") else repr(content_type)
         raise BodyError(
-            415, "unsupported_media_type", f"Send the event as Content-Type: application/json, not {content_type!r}."
+            415,
+            "unsupported_media_type",
+            f"Send the event as JSON with Content-Type: application/json (Content-Type received: {got}).",
         )
     try:
         raw = request.body
