@@ -14,7 +14,11 @@ lands, so a customer named ``Jo "J" <b>&\\n`` still yields valid data:
   separates the variables, so write ``name={{ person.name }}&email=...``).
 
 ``{{ x|tojson }}`` and ``{{ x|raw }}`` are written as they are (the admin takes
-responsibility). A JSON or XML body that does not parse after rendering is a
+responsibility). EddyDesk writes its tags with single braces (``{link_staff}``,
+``.../tickets/{parent_ticket_id}/comments/``): ``{name}`` or ``{a.b}`` is the
+same as ``{{ name }}`` / ``{{ a.b }}``, and an unknown single-brace tag is
+refused when the configuration is saved (it would otherwise go out as text).
+A JSON or XML body that does not parse after rendering is a
 :class:`RenderError` (logged as a delivery error, never a crash).
 """
 
@@ -123,9 +127,22 @@ def environment(part: str) -> SandboxedEnvironment:
     return env
 
 
+# {tag} or {a.b}, not part of {{ }} / {% %} and not ${shell}-style text.
+_SINGLE_BRACE_TAG = re.compile(r"(?<![{$\w])\{\s*([A-Za-z_]\w*(?:\.\w+)*)\s*\}(?!\})")
+
+
+def single_brace_tags(source: str) -> list[str]:
+    return _SINGLE_BRACE_TAG.findall(source)
+
+
+def jinja_source(source: str) -> str:
+    """EddyDesk's ``{tag}`` written as Jinja's ``{{ tag }}``."""
+    return _SINGLE_BRACE_TAG.sub(lambda m: "{{ " + m.group(1) + " }}", source) if "{" in source else source
+
+
 @lru_cache(maxsize=2048)
 def _compile(part: str, source: str):
-    return environment(part).from_string(source)
+    return environment(part).from_string(jinja_source(source))
 
 
 def render_template(part: str, source: str, context: dict[str, Any], *, limit: int | None = None) -> str:
@@ -155,15 +172,27 @@ def render_template(part: str, source: str, context: dict[str, Any], *, limit: i
 
 
 def token_context(context: dict[str, Any]) -> dict[str, Any]:
-    """Deskpro uses ``user.`` as an alias of ``person.`` (its own example mixes them)."""
+    """Deskpro uses ``user.`` as an alias of ``person.`` (its own example mixes
+    them); EddyDesk's ``link_staff`` is the admin link to the customer, or to
+    the stored event when no customer matched."""
     ctx = dict(context)
     if "person" in ctx:
         ctx.setdefault("user", ctx["person"])
+    if "link_staff" not in ctx:
+        for key in ("customer", "event"):
+            value = ctx.get(key)
+            if isinstance(value, dict) and value.get("admin_url"):
+                ctx["link_staff"] = value["admin_url"]
+                break
     return ctx
 
 
 def header_lines(text: str) -> list[tuple[str, str]]:
-    """Parse ``Name: value`` lines; raises RenderError for a malformed line."""
+    """Headers as ``Name: value`` lines, or as a JSON object ``{"Name": "value"}``
+    (Deskpro: "additional headers ... must be in JSON format"); values may hold
+    tags. Raises RenderError for a malformed line or object."""
+    if text.lstrip().startswith("{"):
+        return _json_headers(text)
     pairs = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -173,6 +202,25 @@ def header_lines(text: str) -> list[tuple[str, str]]:
         if not sep or not HEADER_NAME.match(name):
             raise RenderError(f'Header line {number} is not "Name: value": {line[:80]!r}')
         pairs.append((name, value.strip()))
+    return pairs
+
+
+def _json_headers(text: str) -> list[tuple[str, str]]:
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise RenderError(
+            f'The headers are not a valid JSON object ({exc}); write {{"Name": "value"}} or one "Name: value" per line.'
+        ) from exc
+    if not isinstance(data, dict):
+        raise RenderError('The headers must be a JSON object {"Name": "value"} or "Name: value" lines.')
+    pairs = []
+    for name, value in data.items():
+        if not HEADER_NAME.match(name):
+            raise RenderError(f"{name[:80]!r} is not a valid header name.")
+        if isinstance(value, (dict, list)) or value is None:
+            raise RenderError(f"The value of header {name} must be text or a number.")
+        pairs.append((name, _plain(value).strip()))
     return pairs
 
 
@@ -223,6 +271,10 @@ def render_request(config: Any, context: dict[str, Any]) -> RenderedRequest:
         headers[name] = render_template("header", value_source, ctx, limit=8192).strip()
     body = render_template(config.body_format, config.body or "", ctx)
     check_body(body, config.body_format)
+    if body and config.method == "GET" and config.body_format == "form":
+        # Form data of a GET goes where servers read it: the query string.
+        url = f"{url}{'&' if '?' in url else '?'}{body.strip().lstrip('?&')}"
+        body = ""
     if body and not any(name.lower() == "content-type" for name in headers):
         headers["Content-Type"] = CONTENT_TYPES[config.body_format]
     headers.update(auth_headers(config))
@@ -290,9 +342,15 @@ def validate_config(config: Any, sample: dict[str, Any] | None = None) -> dict[s
         ("body", config.body_format, config.body or ""),
     ):
         try:
-            environment(part).parse(source)
+            environment(part).parse(jinja_source(source))
         except TemplateError as exc:
             errors.setdefault(name, []).append(f"Template syntax error: {exc}")
+        unknown = [tag for tag in single_brace_tags(source) if tag.split(".")[0] not in sample]
+        if unknown:
+            errors.setdefault(name, []).append(
+                f"Unknown tag {{{unknown[0]}}}: a tag names a token such as {{person.name}} or {{{{ person.name }}}}; "
+                f"known: {', '.join(sorted(sample))}."
+            )
     try:
         header_lines(config.headers or "")
     except RenderError as exc:
