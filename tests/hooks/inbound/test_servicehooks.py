@@ -199,6 +199,16 @@ def test_workitem_closed_contract_example(post_json, brand, sh_key, maria, captu
     assert Activity.objects.count() == 1
 
 
+def test_workitem_closed_posted_as_printed_in_the_contract(post_json, brand, sh_key, maria):
+    """The contract prints the example inside '"examples": [ ... ]'; posted that way it is the same work item."""
+    wrapped = post_json(WORKITEM, {"examples": [WORKITEM_EXAMPLE]}, **key(sh_key))
+    assert wrapped.status_code == 200
+    assert (wrapped.json()["customerID"], wrapped.json()["duplicate"]) == ("K-1001", False)
+    assert Activity.objects.get(customer=maria).external_id == "workitem-ff34b1fb68cd4f7f9921e70c08fab7a7"
+    assert post_json(WORKITEM, WORKITEM_EXAMPLE, **key(sh_key)).json()["duplicate"] is True
+    assert Activity.objects.count() == 1
+
+
 def test_workitem_matched_by_customer_id(post_json, brand, sh_key):
     other = customer(brand, customer_id="6d820576a3864160a715312b4e9ac376")
     response = post_json(WORKITEM, {**WORKITEM_EXAMPLE, "customerIdentifier": "someone@else.example"}, **key(sh_key))
