@@ -488,13 +488,12 @@ def _timeline_prepare(timeline: list, tz: zoneinfo.ZoneInfo) -> list[Activity]:
     return activities
 
 
-_ACTIVITY_DEFAULTS = {f.attname: f.get_default() for f in Activity._meta.concrete_fields}
+_activity_build = services.InstanceBuilder(Activity)
+_customer_build = services.InstanceBuilder(Customer)
 
 
 def _activity_new(**values: Any) -> Activity:
-    """Activity(**values) through Django's positional fast path: with its ~35 fields,
-    the keyword path costs more than validating the entry."""
-    return Activity(*(values.get(name, default) for name, default in _ACTIVITY_DEFAULTS.items()))
+    return _activity_build(values)
 
 
 def _parse_time(text: str, tz: zoneinfo.ZoneInfo) -> datetime | None:
@@ -627,15 +626,26 @@ def _rows_insert(model: type, objects: list, names: list[str]) -> None:
     columns = ", ".join(quote(f.column) for f in fields)
     placeholders = ", ".join(["%s"] * len(fields))
     sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"  # noqa: S608 (names from model metadata)
+    # Other values (times, numbers) through the field once per distinct value and column:
+    # an import's rows share most of them (the chunk's created_at, positions, flags).
+    prepared: list[dict[Any, Any]] = [{} for _ in fields]
     params = []
     for obj in objects:
         values = obj.__dict__
-        params.append(
-            [
-                value if is_plain or value is None else field.get_db_prep_save(value, conn)
-                for field, value, is_plain in zip(fields, map(values.__getitem__, attnames), plain, strict=True)
-            ]
-        )
+        row = []
+        for model_field, value, is_plain, seen in zip(
+            fields, map(values.__getitem__, attnames), plain, prepared, strict=True
+        ):
+            if is_plain or value is None:
+                row.append(value)
+                continue
+            key = (type(value), value)
+            try:
+                row.append(seen[key])
+            except KeyError:
+                seen[key] = model_field.get_db_prep_save(value, conn)
+                row.append(seen[key])
+        params.append(row)
     with conn.cursor() as cursor:
         cursor.executemany(sql, params)
 
@@ -668,7 +678,9 @@ def _customers_insert(brand: Brand, items: list[_Prepared], now: datetime) -> in
     loaded: list[documents.CustomerData] = []
     refresh_later: list[documents.CustomerData] = []
     for item in items:
-        customer = Customer(brand=brand, customer_id=item.customer_id, created_at=now, updated_at=now, **item.fields)
+        customer = _customer_build(
+            {"customer_id": item.customer_id, "created_at": now, "updated_at": now, **item.fields}, {"brand": brand}
+        )
         activities = _new_activities(item.activities or [], set())
         for activity in activities:
             activity.created_at = now
@@ -691,15 +703,18 @@ def _customers_insert(brand: Brand, items: list[_Prepared], now: datetime) -> in
     addresses, custom_fields, activities = [], [], []
     for data in loaded:
         customer = data.customer
-        customer.pk = pks[customer.customer_id]
+        customer.pk = pk = pks[customer.customer_id]
         customer._state.adding = False
         customer._state.db = connection.alias
+        # Into __dict__ directly: the children were built without a related object
+        # cached, so the foreign-key descriptors' bookkeeping has nothing to do.
         for address in data.addresses:
-            address.customer_id, address.brand_id = customer.pk, brand.pk
+            address.__dict__["customer_id"] = pk
+            address.__dict__["brand_id"] = brand.pk
         for custom_field in data.custom_fields:
-            custom_field.customer_id = customer.pk
+            custom_field.__dict__["customer_id"] = pk
         for activity in data.activities:
-            activity.customer_id = customer.pk
+            activity.__dict__["customer_id"] = pk
         addresses += data.addresses
         custom_fields += data.custom_fields
         activities += data.activities

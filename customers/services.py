@@ -14,7 +14,9 @@ from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import models, transaction
+from django.db.models.base import ModelState
+from django.db.models.signals import post_init, pre_init
 from django.utils import timezone
 
 from hub.events import emit
@@ -44,12 +46,48 @@ ACTIVITY_FIELDS = tuple(
 )
 
 
-# Address / CustomField are built positionally below (Django's fast path); a model
-# change that reorders their columns must fail loudly here, not store wrong data.
-if [f.attname for f in Address._meta.concrete_fields] != [
-    *("id", "brand_id", "customer_id", "kind", "value", "normalized", "comment", "position")
-] or [f.attname for f in CustomField._meta.concrete_fields] != ["id", "customer_id", "position", "key", "value"]:
-    raise RuntimeError("customers.services builds Address / CustomField positionally; update it for the new fields.")
+class InstanceBuilder:
+    """Builds unsaved model instances without ``Model.__init__``.
+
+    Bulk imports build hundreds of thousands of Address / CustomField / Activity /
+    Customer objects; ``__init__`` (its loop over every field, the pre_init /
+    post_init signals, the foreign-key descriptors) cost about a quarter of an
+    import. The instance gets every concrete field's default, then the given
+    values (by attname), and a fresh ``_state``, as ``__init__`` would leave it.
+    When a receiver listens to pre_init / post_init for the model, the normal
+    constructor is used so the receiver still sees every instance.
+    """
+
+    def __init__(self, model: type[models.Model]) -> None:
+        self.model = model
+        fields = model._meta.concrete_fields
+        # Field.default is the NOT_PROVIDED class when a field has none: ask has_default() first.
+        self.callable_defaults = [f for f in fields if f.has_default() and callable(f.default)]
+        self.defaults = {f.attname: f.get_default() for f in fields if f not in self.callable_defaults}
+        self.attnames = frozenset(f.attname for f in fields)
+
+    def __call__(self, values: dict[str, Any], related: dict[str, models.Model] | None = None) -> Any:
+        model = self.model
+        if not values.keys() <= self.attnames:
+            raise TypeError(f"{model.__name__} has no field(s) {', '.join(sorted(values.keys() - self.attnames))}.")
+        if pre_init.has_listeners(model) or post_init.has_listeners(model):
+            return model(**values, **(related or {}))
+        obj = object.__new__(model)
+        state = obj.__dict__
+        state["_state"] = ModelState()
+        state.update(self.defaults)
+        for f in self.callable_defaults:
+            state[f.attname] = f.get_default()
+        state.update(values)
+        if related:
+            for name, value in related.items():
+                state[model._meta.get_field(name).attname] = value.pk
+                obj._state.fields_cache[name] = value
+        return obj
+
+
+address_build = InstanceBuilder(Address)
+custom_field_build = InstanceBuilder(CustomField)
 # Enum .values builds a new list on every call; these are checked per row in bulk imports.
 _ADDRESS_KINDS = frozenset(AddressKind.values)
 _ACTIVITY_KINDS = frozenset(ActivityKind.values)
@@ -81,8 +119,16 @@ def addresses_clean(*, brand: Brand, addresses: Iterable[Mapping[str, Any]]) -> 
             continue
         seen.add((kind, normalized))
         cleaned.append(
-            # Positional: Django's fast path (bulk imports build hundreds of thousands).
-            Address(None, brand.pk, None, kind, value, normalized, str(item.get("comment") or "")[:100], len(cleaned))
+            address_build(
+                {
+                    "brand_id": brand.pk,
+                    "kind": kind,
+                    "value": value,
+                    "normalized": normalized,
+                    "comment": str(item.get("comment") or "")[:100],
+                    "position": len(cleaned),
+                }
+            )
         )
     if errors:
         raise ValidationError(errors)
@@ -114,7 +160,7 @@ def custom_fields_clean(custom_fields: Iterable[Any]) -> list[CustomField]:
                 continue
             seen.add(key)
             text = "" if value is None else (value if isinstance(value, str) else documents.dumps(value))
-            cleaned.append(CustomField(None, None, len(cleaned), key, text))  # id, customer, position, key, value
+            cleaned.append(custom_field_build({"position": len(cleaned), "key": key, "value": text}))
     if errors:
         raise ValidationError(errors)
     return cleaned
