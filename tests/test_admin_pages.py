@@ -387,3 +387,39 @@ def test_brand_filter(admin_client, world, brand):
     html = admin_client.get(url(Customer, "changelist"), {"brand__id__exact": brand.pk}).content.decode()
     assert url(Customer, "change", world["acme"]["customer"].pk) in html
     assert url(Customer, "change", world["globex"]["customer"].pk) not in html
+
+
+# ---------------------------------------------------------------- help text and the empty admin (issue 6)
+
+LOCAL_APPS = ["hub", "customers", "inbound", "outbound", "rules", "synclog"]
+
+
+def test_every_field_has_help_text():
+    """Each field says what it means (in the contracts' words) wherever the admin shows it."""
+    from django.apps import apps
+
+    missing = [
+        f"{model._meta.label}.{field.name}"
+        for app in LOCAL_APPS
+        for model in apps.get_app_config(app).get_models()
+        if not model._meta.label.split(".")[1].startswith("Historical")
+        for field in model._meta.concrete_fields
+        if not field.primary_key and not str(field.help_text).strip()
+    ]
+    assert missing == []
+
+
+def test_an_empty_admin_shows_how_to_start_including_assigning_people(admin_client):
+    html = admin_client.get("/admin/").content.decode()
+    assert "No brand yet" in html and "/admin/hub/brand/add/" in html
+    assert "Add people" in html and "auditor" in html
+
+
+def test_a_new_brand_member_sees_next_steps_and_the_configuration_changes(client, brand):
+    login(client, brand, Role.ADMIN, "newbie")
+    html = client.get("/admin/").content.decode()
+    assert 'id="hookhub-next-steps"' in html
+    assert reverse("admin:hub_credential_add") in html
+    assert f"{reverse('admin:hub_configuration_changes')}?brand={brand.pk}" in html
+    credential_issue(brand=brand, integration="omnidesk")
+    assert 'id="hookhub-next-steps"' not in client.get("/admin/").content.decode()

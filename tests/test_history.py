@@ -141,6 +141,15 @@ def test_a_replaced_secret_shows_as_a_changed_fingerprint_never_as_the_value(cli
     assert "<strong>Secrets:</strong>" in html
 
 
+def test_a_superuser_viewing_an_old_version_sees_no_secret_either(admin_client, sync):
+    version = sync.history.latest()
+    response = admin_client.get(reverse("admin:outbound_crmsync_simple_history", args=[sync.pk, version.history_id]))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "tok-ORIGINAL-123" not in html and sync.signing_secret not in html
+    assert "API key / bearer token: set (hidden)" in html
+
+
 def test_auditor_sees_that_secrets_are_set_never_their_values(client, audrey, brand):
     rule = factories.event_rule(brand, name="Acme rule", auth_password="pw-VISIBLE?", api_key="key-VISIBLE?")
     client.force_login(audrey)
