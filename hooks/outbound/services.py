@@ -474,10 +474,11 @@ def deliveries_record(*, results: list[SendResult]) -> list[Delivery]:
                 delivery.next_attempt_at = None
                 continue
             delivery.last_error = mask(outcome.error or f"HTTP {outcome.status}", secrets)[:2000]
-            delay = float(settings.HUB_RETRY_INTERVAL_SECONDS)
             if outcome.retry_after is not None:
                 delay = min(max(outcome.retry_after, 1.0), float(retry_after_max()))
-            next_at = moment + timedelta(seconds=delay)
+                next_at = moment + timedelta(seconds=delay)
+            else:
+                next_at = next_on_schedule(delivery, moment)
             if next_at > delivery.deadline:
                 delivery.state = DeliveryState.FAILED
                 delivery.finished_at = moment
@@ -511,6 +512,17 @@ def deliveries_record(*, results: list[SendResult]) -> list[Delivery]:
                 lease_expires_at=None,
             )
     return [r.delivery for r in results]
+
+
+def next_on_schedule(delivery: Delivery, moment: datetime) -> datetime:
+    """EddyDesk: "repeated every 30 minutes for 24 hours". The attempts keep to a
+    grid laid from the start of the delivery's window (the change, or "Retry now"):
+    0, 30 min, 1 h, ... 24 h, so a late worker or a slow receiver never shifts
+    the later attempts, and the last one is due at the deadline itself."""
+    interval = max(1, int(settings.HUB_RETRY_INTERVAL_SECONDS))
+    start = delivery.deadline - timedelta(seconds=settings.HUB_RETRY_WINDOW_SECONDS)
+    steps = int((moment - start).total_seconds() // interval) + 1
+    return start + timedelta(seconds=steps * interval)
 
 
 def delivery_attempt(*, delivery: Delivery) -> Delivery:

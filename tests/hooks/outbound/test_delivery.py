@@ -138,6 +138,36 @@ def test_full_default_schedule_every_30_minutes_for_24_hours_then_failed(brand, 
     assert len(times) == 49
 
 
+def test_late_attempts_keep_to_the_schedule_grid_and_the_last_is_due_at_the_deadline(
+    brand, httpserver, receiver_url, clock
+):
+    """A worker that comes late never shifts the schedule: attempts stay due at
+    0, 30, 60, 90 ... minutes after the change, the last one at 24 h exactly."""
+    httpserver.expect_request("/people").respond_with_data("no", status=500)
+    make_sync(brand, receiver_url)
+    factories.customer(brand)
+    start = clock.current
+    run_all()
+    (delivery,) = deliveries()
+    assert delivery.next_attempt_at == start + timedelta(minutes=30)
+    clock.advance(minutes=37)  # the worker is 7 minutes late
+    run_all()
+    delivery.refresh_from_db()
+    assert (delivery.attempts, delivery.next_attempt_at) == (2, start + timedelta(minutes=60))
+    clock.advance(minutes=37)  # t = 74 min
+    run_all()
+    delivery.refresh_from_db()
+    assert (delivery.attempts, delivery.next_attempt_at) == (3, start + timedelta(minutes=90))
+    clock.current = start + timedelta(hours=23, minutes=59)
+    run_all()
+    delivery.refresh_from_db()
+    assert delivery.next_attempt_at == start + timedelta(hours=24) == delivery.deadline
+    clock.current = delivery.deadline
+    run_all()
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.attempts) == ("failed", 5)
+
+
 @pytest.fixture
 def silent_port():
     """A TCP port that accepts connections and never answers."""
