@@ -40,7 +40,6 @@ class ReadOnlyLogAdmin(BrandScopedAdmin):
     export_prefix = "logs"
     # Searched with synclog.filters.search_q (get_search_results); listed so the box shows.
     search_fields = ["note"]
-    search_help_text = "Customer ID, URL or path, message id, source name, note or error."
     list_per_page = 50
     show_full_result_count = False
 
@@ -126,6 +125,7 @@ class InboundRequestAdmin(ReadOnlyLogAdmin):
     direction = INBOUND
     export_prefix = "inbound-requests"
     export_header = exports.INBOUND_HEADER
+    search_help_text = "Customer ID, path or query, endpoint, note (e.g. ticketID=…), key prefix or client address."
     list_display = [
         "created_at",
         "brand",
@@ -167,6 +167,7 @@ class DeliveryAttemptAdmin(ReadOnlyLogAdmin):
     direction = OUTBOUND
     export_prefix = "delivery-attempts"
     export_header = exports.ATTEMPT_HEADER
+    search_help_text = "Customer ID, URL, message id (msg_…), sync or rule name, event type, error or note."
     list_display = [
         "started_at",
         "brand",

@@ -456,3 +456,8 @@ def test_a_bearer_token_sent_by_a_real_delivery_never_reaches_the_logs(client, b
     assert "Authorization" in detail and "&quot;name&quot;: &quot;Ann Lee&quot;" in detail
     assert "HTTP 201" in detail and "R-1" in detail
     assert "K-9" in texts[2]
+
+
+@pytest.mark.parametrize("model", [InboundRequest, DeliveryAttempt])
+def test_every_log_field_explains_itself(model):
+    assert [f.name for f in model._meta.fields if not f.primary_key and not f.help_text] == []
