@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import functools
 import re
+from collections import defaultdict
 from dataclasses import dataclass
 
 from django.contrib import admin
 from django.contrib.admin.utils import NotRelationField, flatten_fieldsets, get_fields_from_path, unquote
-from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
+from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import F, Model, QuerySet
 from django.http import Http404
@@ -146,6 +147,7 @@ class BrandScopedAdmin(admin.ModelAdmin):
         for pattern in urls:
             if getattr(pattern, "name", None) == name:
                 pattern.callback = self.admin_site.admin_view(self._guarded_change_view)
+                pattern.callback.model_admin = self
         return urls
 
     def _guarded_change_view(self, request, object_id, form_url="", extra_context=None):
@@ -447,23 +449,54 @@ def recent_changes(*, user, sources: list[HistorySource], brand_ids: set[int] | 
             records.append(record)
     records.sort(key=lambda r: (r.history_date, r.history_id), reverse=True)
     records = with_deltas(records[:limit])
+    _label(records)
     brand_names = dict(Brand.objects.filter(pk__in={r.hub_brand_id for r in records}).values_list("pk", "name"))
+    links = _history_links(records)
     for record in records:
         record.hub_brand_name = brand_names.get(record.hub_brand_id, "(deleted brand)")
-        record.hub_history_url = _history_url(record)
+        source = record.hub_source
+        record.hub_history_url = links.get((source.link_admin.model, getattr(record, source.link_attname)), "")
     return records
 
 
-def _history_url(record) -> str:
-    source = record.hub_source
-    opts = source.link_admin.model._meta
-    object_id = getattr(record, source.link_attname)
-    if not source.link_admin.model._default_manager.filter(pk=object_id).exists():
-        return ""
-    try:
-        return reverse(f"admin:{opts.app_label}_{opts.model_name}_history", args=[object_id])
-    except NoReverseMatch:
-        return ""
+def _label(records) -> None:
+    """record.hub_label: the object as it was, named by its own __str__, with the
+    objects its name mentions (a webhook's CRM sync) fetched once per model."""
+    by_model = defaultdict(list)
+    for record in records:
+        by_model[record.instance_type].append((record, record.history_object))
+    for model, pairs in by_model.items():
+        for field in model._meta.concrete_fields:
+            if not field.many_to_one:
+                continue
+            ids = {getattr(obj, field.attname) for _, obj in pairs} - {None}
+            related = field.related_model._default_manager.in_bulk(ids)
+            for _, obj in pairs:
+                if getattr(obj, field.attname) in related:
+                    setattr(obj, field.name, related[getattr(obj, field.attname)])
+        for record, obj in pairs:
+            try:
+                record.hub_label = str(obj)
+            except ObjectDoesNotExist:  # a deleted parent the name needs: fall back to the id
+                record.hub_label = f"{model._meta.verbose_name} #{obj.pk}"
+
+
+def _history_links(records) -> dict:
+    """{(model, id): history page URL} for the objects that still exist."""
+    wanted = defaultdict(set)
+    for record in records:
+        source = record.hub_source
+        wanted[source.link_admin.model].add(getattr(record, source.link_attname))
+    links = {}
+    for model, ids in wanted.items():
+        opts = model._meta
+        try:
+            reverse(f"admin:{opts.app_label}_{opts.model_name}_history", args=[0])
+        except NoReverseMatch:
+            continue
+        for pk in model._default_manager.filter(pk__in=ids).values_list("pk", flat=True):
+            links[(model, pk)] = reverse(f"admin:{opts.app_label}_{opts.model_name}_history", args=[pk])
+    return links
 
 
 class BrandScopedHistoryAdmin(BrandScopedAdmin, SimpleHistoryAdmin):

@@ -257,6 +257,25 @@ def test_configuration_changes_page_lists_the_users_brands_only(client, anna, au
     assert foreign.context["entries"] == []
 
 
+def test_configuration_changes_page_queries_do_not_grow_with_the_entries(
+    client, audrey, brand, django_assert_max_num_queries
+):
+    for n in range(10):
+        sync = factories.crm_sync(brand, name=f"CRM {n}")
+        sync.name = f"CRM {n} renamed"
+        sync.save()
+        for action in sync.actions.all():
+            action.timeout_seconds = 20
+            action.save()
+    client.force_login(audrey)
+    with django_assert_max_num_queries(30):
+        response = client.get(reverse("admin:hub_configuration_changes"))
+    kinds = [entry.hub_source.key for entry in response.context["entries"]]
+    assert (kinds.count("outbound.crmsync"), kinds.count("outbound.crmsyncaction")) == (20, 60)
+    assert set(kinds) == {"outbound.crmsync", "outbound.crmsyncaction", "hub.brand", "hub.membership"}
+    assert "CRM 9 renamed — Update Users" in response.content.decode()
+
+
 def test_staff_without_brands_cannot_open_the_changes_page(client):
     user = factories.UserFactory(username="nobody")
     user.save()

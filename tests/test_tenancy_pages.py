@@ -176,6 +176,23 @@ def test_a_brand_a_object_opens_and_shows_nothing_of_brand_b(member_client, worl
         assert_no_brand_b(history.content.decode(), model)
 
 
+@pytest.mark.parametrize("model", [m for m in SCOPED if admin.site._registry[m].inlines], ids=label)
+def test_inlines_show_the_brands_rows_to_its_members(member_client, world, model):
+    """Every inline of a brand-scoped page is shown to the brand's members (the
+    parent decides), with the parent's rows only; operator inlines (memberships) excepted."""
+    model_admin = admin.site._registry[model]
+    ours = brand_rows(model, world["a"]).first()
+    response = member_client.get(url(model, "change", ours.pk))
+    shown = {formset.opts.__class__ for formset in response.context["inline_admin_formsets"]}
+    expected = {inline for inline in model_admin.inlines if inline.__name__ != "MembershipInline"}
+    assert shown == expected
+    for formset in response.context["inline_admin_formsets"]:
+        fk = formset.formset.fk
+        for form in formset.formset.forms:
+            if form.instance.pk:
+                assert getattr(form.instance, fk.attname) == ours.pk
+
+
 # ---------------------------------------------------------------- writes
 
 

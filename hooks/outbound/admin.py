@@ -323,7 +323,9 @@ class CrmSyncAdmin(BrandScopedHistoryAdmin):
         return TemplateResponse(request, "admin/outbound/crmsync/send_test.html", context)
 
 
-class AttemptInline(admin.TabularInline):
+class AttemptInline(BrandScopedInline, admin.TabularInline):
+    """Read-only; shown to the delivery's brand members (auditors included)."""
+
     model = DeliveryAttempt
     extra = 0
     can_delete = False
@@ -335,6 +337,9 @@ class AttemptInline(admin.TabularInline):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False
 
 
