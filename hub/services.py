@@ -31,6 +31,43 @@ def brand_touch(*, brand_id: int) -> None:
     Brand.objects.filter(pk=brand_id).update(generation=F("generation") + 1)
 
 
+def brand_update(*, brand: Brand, update_fields: list[str] | None = None) -> Brand:
+    """Save a brand its caller changed and validated (admin form, config import).
+
+    One transaction that also invalidates the brand's cached lookup answers
+    (they carry the brand's region and links) and, when the time zone changed,
+    rebuilds the brand's stored Omnidesk answers: their timeline ``lastUpdate``
+    is rendered in the brand's time zone (customers.documents). The cache
+    generation is never written from the instance (a form loaded before a
+    change elsewhere holds an old one; writing it back could let a later
+    generation meet answers cached under it before): it is only ever bumped.
+    """
+    fields = [
+        f.name
+        for f in Brand._meta.concrete_fields
+        if not f.primary_key and f.name != "generation" and (update_fields is None or f.name in update_fields)
+    ]
+    with transaction.atomic():
+        adding = brand._state.adding or brand.pk is None
+        stored_time_zone = (
+            None
+            if adding
+            else Brand.objects.select_for_update().filter(pk=brand.pk).values_list("time_zone", flat=True).first()
+        )
+        if adding:
+            brand.save()
+            return brand
+        if fields:
+            brand.save(update_fields=fields)
+        if stored_time_zone is not None and stored_time_zone != brand.time_zone:
+            from customers.services import customers_time_zone_rebuild  # customers depends on hub, not back
+
+            customers_time_zone_rebuild(brand_id=brand.pk)
+        brand_touch(brand_id=brand.pk)
+        brand.generation = Brand.objects.filter(pk=brand.pk).values_list("generation", flat=True).get()
+    return brand
+
+
 def credential_issue(
     *, brand: Brand, integration: str, name: str = "", allowed_networks: list | None = None
 ) -> tuple[Credential, str]:

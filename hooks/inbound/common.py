@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import hmac
 import time
 from typing import Any
 
@@ -22,7 +21,6 @@ from customers.selectors import sql_rows
 from hub.models import Brand, Credential
 from hub.net import client_ip
 from hub.selectors import AuthResult, credential_authenticate, credential_needs_touch
-from hub.services import secret_hash
 from synclog import writer
 from synclog.redaction import redact_query, redact_text
 
@@ -43,9 +41,9 @@ def error_response(status: int, code: str, message: str, fields: dict | None = N
 
 
 class _CredentialQuery:
-    """hub.selectors.credential_authenticate's one query (credential by hash,
-    brand joined), as SQL built once from the models: on the lookup hot path
-    the ORM's query compilation costs more than the query itself."""
+    """hub.selectors.credential_by_hash (credential by hash, brand joined), as
+    SQL built once from the models: on the lookup hot path the ORM's query
+    compilation costs more than the query itself."""
 
     def __init__(self) -> None:
         self.sql = ""
@@ -110,34 +108,11 @@ _credential_query = _CredentialQuery()
 
 
 def credential_check(*, brand_slug: str, integration: str, secret: str | None, client_ip: str) -> AuthResult:
-    """Exactly hub.selectors.credential_authenticate (same statuses, same one
-    query for a good key), with the query prepared once. Missing key: 401;
-    wrong, revoked or another brand's key: 403; unknown or inactive brand: 404;
-    a known key from outside its networks: 403."""
-    if not secret:
-        return AuthResult(401, reason="missing")
-    digest = secret_hash(secret)
-    found = _credential_query.run(digest)
-    if found is None:
-        # The slow path (tells an unknown brand from a wrong key) stays in hub.selectors.
-        return credential_authenticate(
-            brand_slug=brand_slug, integration=integration, secret=secret, client_ip=client_ip
-        )
-    credential, brand = found
-    if (
-        not hmac.compare_digest(credential.secret_hash, digest)
-        or brand.slug != brand_slug
-        or credential.integration != integration
-        or credential.revoked_at is not None
-    ):
-        return credential_authenticate(
-            brand_slug=brand_slug, integration=integration, secret=secret, client_ip=client_ip
-        )
-    if not brand.is_active:
-        return AuthResult(404, reason="unknown brand")
-    if not credential.allows_address(client_ip):
-        return AuthResult(403, brand=brand, credential=credential, reason="network not allowed")
-    return AuthResult(0, brand=brand, credential=credential)
+    """hub.selectors.credential_authenticate (the rules of an accepted key),
+    with its one query run as SQL prepared once."""
+    return credential_authenticate(
+        brand_slug=brand_slug, integration=integration, secret=secret, client_ip=client_ip, find=_credential_query.run
+    )
 
 
 class InboundCall:

@@ -1,0 +1,182 @@
+#!/usr/bin/env python
+"""CPU per lookup, in-process: where a lookup's time goes, without the network.
+
+Calls the hub's WSGI application directly (as gunicorn's sync worker does,
+same settings and middleware as bench/lookup.py) against a database seeded by
+bench/lookup.py, and prints the process CPU per request (``time.process_time``,
+all threads of this process: the request log writer included) and the wall
+time, for:
+
+* the ceiling view (bench/lookup_peer.py ``ceiling``);
+* each lookup answered from the cache (the same request again and again);
+* each lookup not answered from the cache (every request a different hot
+  customer, the in-process cache turned off).
+
+The PostgreSQL server's own CPU is not in these figures (wall minus CPU
+shows what the process waited for, mostly the server).
+
+    .venv/bin/python bench/lookup.py --customers 100000 --database hookhub_perf_lookup --keep-db --only ceiling --rounds 1
+    .venv/bin/python bench/lookup_cpu.py --customers 100000 --database hookhub_perf_lookup
+    .venv/bin/python bench/lookup_cpu.py ... --profile omnidesk_cached   # cProfile of one scenario
+
+Bounded: ``--requests`` per scenario (default 2000), in ``--rounds`` interleaved
+rounds (medians printed). No network besides the local database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from lookup import HIT_BASE, MISS_BASE, RESULTS, SLUG  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--customers", type=int, default=100_000, help="the size bench/lookup.py seeded")
+    parser.add_argument("--pg", default=os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432"))
+    parser.add_argument("--database", default="hookhub_bench_lookup")
+    parser.add_argument("--requests", type=int, default=2000, help="requests per scenario and round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--profile", default="", help="cProfile this scenario once and print the top functions")
+    args = parser.parse_args()
+
+    meta = json.loads((RESULTS / f"lookup-{args.customers}-seed.json").read_text())
+    keys, stride = meta["keys"], meta["stride"]
+    os.environ["DATABASE_URL"] = f"{args.pg}/{args.database}"
+    os.environ["DJANGO_SETTINGS_MODULE"] = "lookup_settings"
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    os.environ.setdefault("SYNCLOG_FLUSH_INTERVAL", "0.5")
+    os.environ.setdefault("CONN_MAX_AGE", "600")
+    from django.core.wsgi import get_wsgi_application
+
+    app = get_wsgi_application()
+    from hooks.inbound.lookup_cache import lookup_cache
+
+    hot = max(1, (args.customers - 1) // stride + 1)
+    omnidesk = f"/hooks/omnidesk/{SLUG}/customerlookup"
+    m8com = f"/hooks/m8com/{SLUG}/lookup"
+    bearer = f"Bearer {keys['m8com']}"
+
+    def omnidesk_query(i: int) -> str:
+        number = MISS_BASE + i if i % 5 == 4 else HIT_BASE + (i % hot) * stride
+        return f"key={keys['omnidesk']}&channelAddressType=phoneNumber&address=%2B316{number:08d}&ticketID=77"
+
+    def m8com_query(i: int) -> str:
+        number = MISS_BASE + i if i % 5 == 4 else HIT_BASE + (i % hot) * stride
+        return f"fromNumber=%2B316{number:08d}&toNumber=%2B31201234567"
+
+    def environ(path: str, query: str, authorization: str = "") -> dict:
+        env = {
+            "REQUEST_METHOD": "GET",
+            "PATH_INFO": path,
+            "QUERY_STRING": query,
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "18765",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": "127.0.0.1",
+            "HTTP_HOST": "127.0.0.1",
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(b""),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": False,
+            "wsgi.multiprocess": True,
+            "wsgi.run_once": False,
+        }
+        if authorization:
+            env["HTTP_AUTHORIZATION"] = authorization
+        return env
+
+    statuses: dict[int, int] = {}
+
+    def start_response(status: str, headers: list) -> None:
+        code = int(status[:3])
+        statuses[code] = statuses.get(code, 0) + 1
+
+    def call(env: dict) -> None:
+        body = app(env, start_response)
+        for _ in body:
+            pass
+        body.close()
+
+    offset = [0]
+
+    def scenario(name: str):
+        """A list of environs for one round."""
+        n = args.requests
+        if name == "ceiling":
+            return [environ("/bench/ceiling", "") for _ in range(n)], True
+        if name == "omnidesk_cached":
+            return [environ(omnidesk, omnidesk_query(0)) for _ in range(n)], True
+        if name == "m8com_cached":
+            return [environ(m8com, m8com_query(0), bearer) for _ in range(n)], True
+        start = offset[0]
+        offset[0] += n
+        if name == "omnidesk_uncached":
+            return [environ(omnidesk, omnidesk_query(start + i)) for i in range(n)], False
+        if name == "m8com_uncached":
+            return [environ(m8com, m8com_query(start + i), bearer) for i in range(n)], False
+        raise SystemExit(f"unknown scenario {name}")
+
+    names = ["ceiling", "omnidesk_cached", "omnidesk_uncached", "m8com_cached", "m8com_uncached"]
+
+    def run(name: str) -> tuple[float, float]:
+        envs, cache = scenario(name)
+        size = lookup_cache.size
+        lookup_cache.size = size if cache else 0
+        try:
+            for env in envs[:50]:  # warm: connection, caches, first-use imports
+                call(env)
+            cpu, wall = time.process_time(), time.perf_counter()
+            for env in envs:
+                call(env)
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        finally:
+            lookup_cache.size = size
+        return cpu / len(envs) * 1e6, wall / len(envs) * 1e6
+
+    if args.profile:
+        import cProfile
+        import pstats
+
+        run(args.profile)
+        envs, cache = scenario(args.profile)
+        size = lookup_cache.size
+        lookup_cache.size = size if cache else 0
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for env in envs:
+            call(env)
+        profiler.disable()
+        lookup_cache.size = size
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
+        return
+
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+    for _ in range(args.rounds):
+        for name in names:
+            results[name].append(run(name))
+    load = os.getloadavg()
+    print(
+        f"CPU per request, in-process, {args.customers:,} customers, {args.requests} requests x {args.rounds} rounds "
+        f"(medians; load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}); statuses {dict(sorted(statuses.items()))}"
+    )
+    ceiling_cpu = statistics.median(cpu for cpu, _ in results["ceiling"])
+    for name in names:
+        cpu = statistics.median(c for c, _ in results[name])
+        wall = statistics.median(w for _, w in results[name])
+        print(f"  {name:<20} CPU {cpu:7.0f} us   wall {wall:7.0f} us   CPU {cpu / ceiling_cpu:4.1f}x the ceiling's")
+
+
+if __name__ == "__main__":
+    main()
