@@ -28,6 +28,7 @@ from .filters import (
     SourceFilter,
     for_direction,
     search_q,
+    visible_brand_ids,
 )
 from .models import DeliveryAttempt, InboundRequest
 
@@ -56,7 +57,8 @@ class ReadOnlyLogAdmin(BrandScopedAdmin):
         return False
 
     def get_search_results(self, request, queryset, search_term):
-        return queryset.filter(search_q(self.direction, search_term)), False
+        brand_ids = visible_brand_ids(request.user) if search_term.strip() else []
+        return queryset.filter(search_q(self.direction, search_term, brand_ids=brand_ids)), False
 
     def get_urls(self):
         info = self.opts.app_label, self.opts.model_name

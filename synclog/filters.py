@@ -148,20 +148,27 @@ def date_q(direction: str, date_from: str, date_to: str, *, field: str | None = 
     return condition
 
 
-def _customer_pks(customer_ref: str):
+def visible_brand_ids(user) -> list[int]:
+    from hub.tenancy import brands_for
+
+    return list(brands_for(user).values_list("pk", flat=True))
+
+
+def _customer_pks(customer_ref: str, brand_ids: list[int]):
+    """Customers with this customer ID in these brands: one probe of the unique
+    (brand, customer_id) index per brand, not a scan of every customer."""
     customer_model = apps.get_model("customers", "Customer")
-    return customer_model.objects.filter(customer_id=customer_ref).values("pk")
+    return customer_model.objects.filter(brand_id__in=brand_ids, customer_id=customer_ref).values("pk")
 
 
-def customer_q(direction: str, value: str) -> Q:
-    """The brand's customer ID. Outbound deliveries keep the hub's customer id, so
-    a deleted customer's deliveries are found by its id in ``q`` no more."""
+def customer_q(direction: str, value: str, *, brand_ids: list[int]) -> Q:
+    """The brand's customer ID, exactly. Outbound deliveries keep the hub's own
+    customer id; a deleted customer's rows are no longer found by its customer ID."""
     value = value.strip()
     if not value:
         return Q()
-    if direction == INBOUND:
-        return Q(customer__customer_id=value)
-    return Q(delivery__customer_id__in=_customer_pks(value))
+    pks = _customer_pks(value, brand_ids)
+    return Q(customer_id__in=pks) if direction == INBOUND else Q(delivery__customer_id__in=pks)
 
 
 def event_q(direction: str, value: str) -> Q | None:
@@ -178,13 +185,14 @@ def event_id_of(note: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def search_q(direction: str, term: str) -> Q:
+def search_q(direction: str, term: str, *, brand_ids: list[int]) -> Q:
     term = term.strip()
     if not term:
         return Q()
+    customer = customer_q(direction, term, brand_ids=brand_ids)
     if direction == INBOUND:
         return (
-            Q(customer__customer_id=term)
+            customer
             | Q(path__icontains=term)
             | Q(query__icontains=term)
             | Q(note__icontains=term)
@@ -193,7 +201,7 @@ def search_q(direction: str, term: str) -> Q:
             | Q(remote_addr=term)
         )
     return (
-        Q(delivery__customer_id__in=_customer_pks(term))
+        customer
         | Q(url__icontains=term)
         | Q(delivery__message_id=term)
         | Q(delivery__source_name__icontains=term)
@@ -222,22 +230,24 @@ class LogQuery:
         wanted = self.values["direction"]
         return [d for d in (INBOUND, OUTBOUND) if not wanted or wanted == d]
 
-    def apply(self, direction: str, queryset):
-        """The queryset narrowed to these filters, or None when nothing can match."""
+    def apply(self, direction: str, queryset, *, brand_ids: list[int]):
+        """The queryset (already limited to the user's brands, ``brand_ids``)
+        narrowed to these filters, or None when nothing can match."""
         v = self.values
         brand = v["brand"]
         if brand:
-            if not brand.isdigit():
+            if not brand.isdigit() or int(brand) not in brand_ids:
                 return None
             queryset = queryset.filter(brand_id=int(brand))
+            brand_ids = [int(brand)]
         for condition in (
             integration_q(direction, v["integration"]),
             source_q(direction, v["source"]),
             outcome_q(direction, v["outcome"]),
             event_q(direction, v["event"]),
             date_q(direction, v["from"], v["to"]),
-            customer_q(direction, v["customer"]),
-            search_q(direction, v["q"]),
+            customer_q(direction, v["customer"], brand_ids=brand_ids),
+            search_q(direction, v["q"], brand_ids=brand_ids),
         ):
             if condition is None:
                 return None
@@ -392,7 +402,8 @@ class CustomerFilter(InputFilter):
     direction = INBOUND
 
     def queryset(self, request, queryset):
-        return queryset.filter(customer_q(self.direction, self.used_parameters.get("customer", "")))
+        value = self.used_parameters.get("customer", "")
+        return queryset.filter(customer_q(self.direction, value, brand_ids=visible_brand_ids(request.user)))
 
 
 class EventFilter(InputFilter):

@@ -16,7 +16,7 @@ from django.urls import reverse
 
 from hub.tenancy import member_brand_ids
 
-from .filters import INBOUND, INTEGRATIONS, OUTBOUND, LogQuery
+from .filters import INBOUND, INTEGRATIONS, OUTBOUND, LogQuery, visible_brand_ids
 from .models import DeliveryAttempt, InboundRequest
 from .redaction import redact_query, redact_text, redact_url
 
@@ -143,8 +143,9 @@ def _as_row(direction: str, values: dict) -> LogRow:
 
 def _filtered(*, user, query: LogQuery) -> dict[str, QuerySet]:
     filtered = {}
+    brand_ids = visible_brand_ids(user)
     for direction in query.directions():
-        queryset = query.apply(direction, logs_visible(user=user, direction=direction))
+        queryset = query.apply(direction, logs_visible(user=user, direction=direction), brand_ids=brand_ids)
         if queryset is not None:
             filtered[direction] = queryset
     return filtered
