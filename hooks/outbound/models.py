@@ -59,7 +59,11 @@ class WebhookRequestConfig(models.Model):
     """
 
     method = models.CharField(
-        "method", max_length=6, choices=Method.choices, default=Method.POST, help_text="The HTTP method."
+        "method",
+        max_length=6,
+        choices=Method.choices,
+        default=Method.POST,
+        help_text="The HTTP method: typically POST to create, PUT (or PATCH) to update, DELETE to delete.",
     )
     url = models.TextField(
         "webhook URL",
@@ -84,9 +88,16 @@ class WebhookRequestConfig(models.Model):
         help_text="Decides the Content-Type (unless a header sets it) and how values are escaped.",
     )
     auth_type = models.CharField(
-        "authentication", max_length=10, choices=AuthType.choices, default=AuthType.NONE, help_text="How to sign in."
+        "authentication",
+        max_length=10,
+        choices=AuthType.choices,
+        default=AuthType.NONE,
+        help_text="How the hub signs in to the receiver: username and password (HTTP Basic), a bearer token, "
+        "or an API key in a named header; none if the receiver needs no authorization.",
     )
-    auth_username = models.CharField("username", max_length=200, blank=True, help_text="For username and password.")
+    auth_username = models.CharField(
+        "username", max_length=200, blank=True, help_text="For username and password (HTTP Basic)."
+    )
     auth_password = EncryptedTextField(
         "password", blank=True, help_text="For username and password. Encrypted; never shown again after saving."
     )
@@ -150,12 +161,25 @@ class CrmSync(models.Model):
     )
     enabled = models.BooleanField("enabled", default=True, help_text="When off, no changes are pushed to this CRM.")
     auth_type = models.CharField(
-        "authentication", max_length=10, choices=AuthType.choices, default=AuthType.NONE, help_text="How to sign in."
+        "authentication",
+        max_length=10,
+        choices=AuthType.choices,
+        default=AuthType.NONE,
+        help_text="How the hub signs in to the CRM, for all three webhooks (Deskpro: the username and password "
+        "the receiving endpoint requires), or a bearer token or an API key header.",
     )
-    auth_username = models.CharField("username", max_length=200, blank=True, help_text="For username and password.")
-    auth_password = EncryptedTextField("password", blank=True, help_text="Encrypted; never shown again after saving.")
+    auth_username = models.CharField(
+        "username", max_length=200, blank=True, help_text="For username and password (HTTP Basic)."
+    )
+    auth_password = EncryptedTextField(
+        "password", blank=True, help_text="For username and password. Encrypted; never shown again after saving."
+    )
     api_key_header = models.CharField(
-        "API key header", max_length=100, blank=True, default="X-API-Key", help_text="e.g. X-API-Key."
+        "API key header",
+        max_length=100,
+        blank=True,
+        default="X-API-Key",
+        help_text="The header that carries the API key, e.g. X-API-Key.",
     )
     api_key = EncryptedTextField(
         "API key / bearer token", blank=True, help_text="Encrypted; never shown again after saving."
