@@ -354,8 +354,18 @@ def history_delta(record, previous) -> list[dict]:
         if old != new:
             changes.append({"field": capfirst(field.verbose_name), "old": _shown(old), "new": _shown(new)})
     if getattr(record, "history_secret_fields", ()) and record.secrets != previous.secrets:
-        changes.append({"field": "Secrets", "old": previous.secrets, "new": record.secrets})
+        old, new = _secret_states(previous.secrets), _secret_states(record.secrets)
+        for name in dict.fromkeys([*new, *old]):
+            if old.get(name) != new.get(name):
+                changes.append(
+                    {"field": f"{capfirst(name)} (secret)", "old": old.get(name, "—"), "new": new.get(name, "—")}
+                )
     return changes
+
+
+def _secret_states(summary: str) -> dict[str, str]:
+    """'password: set (1a2b3c4d); API key: not set' -> {'password': 'set (1a2b3c4d)', 'API key': 'not set'}"""
+    return dict(part.split(": ", 1) for part in (summary or "").split("; ") if ": " in part)
 
 
 def _shown(value) -> str:

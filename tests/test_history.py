@@ -138,7 +138,12 @@ def test_a_replaced_secret_shows_as_a_changed_fingerprint_never_as_the_value(cli
         for secret in ("tok-ORIGINAL-123", "tok-REPLACED-456", sync.signing_secret):
             assert secret not in html, page
     html = client.get(reverse(SYNC_URL.format("history"), args=[sync.pk])).content.decode()
-    assert "<strong>Secrets:</strong>" in html
+    # Only the replaced secret is listed, as fingerprints.
+    old_key = before.secrets.split("API key / bearer token: ")[1].split(";")[0]
+    new_key = after.secrets.split("API key / bearer token: ")[1].split(";")[0]
+    assert old_key != new_key and old_key.startswith("set (")
+    assert f"<strong>API key / bearer token (secret):</strong> {old_key}&nbsp;&rarr;&nbsp;{new_key}" in html
+    assert "Signing secret (secret)" not in html and "Password (secret)" not in html
 
 
 def test_a_superuser_viewing_an_old_version_sees_no_secret_either(admin_client, sync):

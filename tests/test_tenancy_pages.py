@@ -231,7 +231,8 @@ def test_auditor_is_offered_no_actions_that_change_anything(client, world):
 
 def _post_action(client, model, name, ids):
     return client.post(
-        url(model, "changelist"), {"action": name, "_selected_action": [str(pk) for pk in ids], "index": 0, "post": "yes"}
+        url(model, "changelist"),
+        {"action": name, "_selected_action": [str(pk) for pk in ids], "index": 0, "post": "yes"},
     )
 
 
@@ -361,3 +362,21 @@ def test_foreign_key_choices_are_the_users_brands_objects(client, world):
     )
     assert response.status_code == 200 and "Select a valid choice" in response.content.decode()
     assert not Activity.objects.filter(customer=theirs).exclude(body__contains="note").exists()
+
+
+def test_a_filter_on_a_related_models_field_lists_only_the_users_values(rf, world):
+    """Django's all-values filter reads the related table whole for a path such
+    as sync__name; BrandScopedAdmin swaps in one that reads the user's rows."""
+    from hooks.outbound.admin import RemoteIdAdmin
+    from hooks.outbound.models import RemoteId
+
+    class SyncNameFilterAdmin(RemoteIdAdmin):
+        list_filter = ["sync__name"]
+
+    user = factories.member(world["a"], Role.AUDITOR, username="audrey")
+    request = rf.get("/admin/outbound/remoteid/")
+    request.user = user
+    changelist = SyncNameFilterAdmin(RemoteId, admin.site).get_changelist_instance(request)
+    (spec,) = changelist.filter_specs
+    offered = [str(choice["display"]) for choice in spec.choices(changelist)]
+    assert offered == ["All", "Acme CRM"]
