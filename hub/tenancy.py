@@ -8,8 +8,8 @@ answer as for an object that does not exist, so ids of other brands leak nothing
 What else follows the memberships (docs/roles.md):
 
 - list filters offer only values found in the rows the user can see;
-- foreign-key choices (and so autocomplete and raw-id lookups, which validate
-  against them) hold only objects of brands the user administers;
+- foreign-key choices, autocomplete answers and raw-id inputs (validated
+  against the choices) hold only objects of brands the user administers;
 - actions that change something (and list_editable saves) only ever touch rows
   of brands the user administers, whatever ids are posted; read-only actions
   (exports) see the rows the user can see;
@@ -222,6 +222,14 @@ class BrandScopedAdmin(admin.ModelAdmin):
             elif isinstance(related_admin, BrandScopedAdmin):
                 kwargs["queryset"] = related_admin.writable_queryset(request)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def get_search_results(self, request, queryset, search_term):
+        """Autocomplete fills a form field, so it offers what the field accepts:
+        objects of brands the user administers (an auditor is offered nothing)."""
+        match = getattr(request, "resolver_match", None)
+        if match is not None and match.url_name == "autocomplete":
+            queryset = self.writable_queryset(request, queryset)
+        return super().get_search_results(request, queryset, search_term)
 
     def get_list_filter(self, request):
         """Filters offer only values found in the user's rows: a plain relation

@@ -339,12 +339,18 @@ def test_autocomplete_never_offers_brand_b(member_client, world, model, field_na
     results = json.loads(response.content)["results"]
     ids = {int(row["id"]) for row in results}
     if isinstance(admin.site._registry[remote], BrandScopedAdmin):
-        assert ids == set(brand_rows(remote, world["a"]).values_list("pk", flat=True))
+        # Autocomplete fills a form field: it offers what an admin may pick, and nothing to an auditor.
+        own = set(brand_rows(remote, world["a"]).values_list("pk", flat=True))
+        assert ids == (own if member_client.role == Role.ADMIN else set())
     assert_no_brand_b(response.content.decode(), (model, field_name))
 
 
-def test_autocomplete_of_the_brand_field_offers_the_users_brand(member_client, world):
-    response = member_client.get(
+def test_autocomplete_offers_the_brands_the_user_administers(client, world):
+    """Admin of A, auditor of B: the brand field's autocomplete offers A only."""
+    user = factories.member(world["a"], Role.ADMIN, username="mixed")
+    Membership.objects.create(user=user, brand=world["b"], role=Role.AUDITOR)
+    client.force_login(user)
+    response = client.get(
         "/admin/autocomplete/", {"app_label": "customers", "model_name": "customer", "field_name": "brand"}
     )
     assert response.status_code == 200
