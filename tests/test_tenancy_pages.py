@@ -164,6 +164,30 @@ def test_every_url_of_a_brand_b_object_is_404(member_client, world, model):
     assert snapshot(model, theirs.pk) == before
 
 
+def _object_urls(model):
+    """Every named admin URL of the model that takes one object id, custom pages
+    (Send a test, Retry now, Preview) included: found, so new ones are covered."""
+    for pattern in admin.site._registry[model].get_urls():
+        converters = getattr(pattern.pattern, "converters", {})
+        if pattern.name and len(converters) == 1:
+            yield pattern.name, next(iter(converters))
+
+
+@pytest.mark.parametrize("model", SCOPED, ids=label)
+def test_every_object_url_including_custom_pages_is_404_for_brand_b(member_client, world, model):
+    theirs = brand_rows(model, world["b"]).first()
+    before = snapshot(model, theirs.pk)
+    names = list(_object_urls(model))
+    assert {f"{model._meta.app_label}_{model._meta.model_name}_{view}" for view in ("change", "delete")} <= {
+        name for name, _ in names
+    }
+    for name, argument in names:
+        page = reverse(f"admin:{name}", kwargs={argument: theirs.pk})
+        assert member_client.get(page).status_code == 404, page
+        assert member_client.post(page, {"confirm": "send", "delivery_ids": ["1"], "post": "yes"}).status_code == 404
+    assert snapshot(model, theirs.pk) == before
+
+
 @pytest.mark.parametrize("model", SCOPED, ids=label)
 def test_a_brand_a_object_opens_and_shows_nothing_of_brand_b(member_client, world, model):
     ours = brand_rows(model, world["a"]).first()
