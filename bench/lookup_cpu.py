@@ -160,6 +160,7 @@ def main() -> None:
         profiler.disable()
         lookup_cache.size = size
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
         return
 
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in names}

@@ -61,12 +61,16 @@ _M8COM_BY_PHONE = (
 _local = threading.local()
 
 
-def sql_rows(sql: str, params: list) -> list[tuple]:
+def sql_rows(sql: str, params: list | dict) -> list[tuple]:
     """Run one hot-path statement. On PostgreSQL the thread keeps one cursor per
-    connection: creating a cursor costs more CPU than these queries. Errors go
-    through Django's wrapper (so a broken connection is replaced as usual), and
-    when queries are being recorded (DEBUG, query-count assertions) Django's own
-    cursor is used so every query is counted."""
+    connection (creating a cursor costs more CPU than these queries) that binds
+    parameters on the server and runs the statement prepared: PostgreSQL parses
+    and plans it once per connection instead of on every call, and the client
+    sends the values instead of quoting them into the SQL text (Django's own
+    cursors bind on the client). Errors go through Django's wrapper (so a
+    broken connection is replaced as usual), and when queries are being
+    recorded (DEBUG, query-count assertions) Django's own cursor is used so
+    every query is counted."""
     if connection.vendor != "postgresql" or connection.queries_logged:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
@@ -75,9 +79,11 @@ def sql_rows(sql: str, params: list) -> list[tuple]:
     raw = connection.connection
     cursor = getattr(_local, "cursor", None)
     if cursor is None or cursor.closed or cursor.connection is not raw:
-        cursor = _local.cursor = raw.cursor()
+        import psycopg
+
+        cursor = _local.cursor = psycopg.Cursor(raw)
     with connection.wrap_database_errors:
-        cursor.execute(sql, params)
+        cursor.execute(sql, params, prepare=True)
         return cursor.fetchall()
 
 
