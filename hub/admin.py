@@ -93,6 +93,11 @@ class BrandAdmin(MembershipFormsetMixin, BrandScopedHistoryAdmin):
     def has_delete_permission(self, request, obj=None):
         return request.user.is_superuser
 
+    def save_model(self, request, obj, form, change):
+        # Through the service: drops cached lookup answers and, after a time-zone
+        # change, rebuilds the stored Omnidesk answers (lastUpdate is local time).
+        services.brand_update(brand=obj)
+
     def get_prepopulated_fields(self, request, obj=None):
         return (
             {} if obj is not None and not request.user.is_superuser else super().get_prepopulated_fields(request, obj)

@@ -22,7 +22,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from hub.models import Brand
-from hub.services import brand_touch
+from hub.services import brand_update
 
 from .models import SECRET_FIELDS, CrmAction, CrmSync, CrmSyncAction
 
@@ -127,8 +127,7 @@ def brand_settings_load(brand: Brand, item: Any, secrets: SecretResolver, errors
     _validation_errors(target, where, errors, exclude=["slug"])
     if not apply or errors or not changed:
         return 0
-    target.save(update_fields=changed)
-    brand_touch(brand_id=target.pk)  # cached lookup answers carry the brand's links
+    brand_update(brand=target, update_fields=changed)  # also drops cached answers, follows a new time zone
     return 1
 
 

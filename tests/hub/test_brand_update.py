@@ -79,3 +79,35 @@ def test_update_fields_limit_what_is_written(brand):
     copy.name, copy.time_zone = "Renamed", "Europe/Stockholm"
     brand_update(brand=copy, update_fields=["time_zone"])
     assert Brand.objects.values_list("name", "time_zone").get(pk=brand.pk) == ("Acme", "Europe/Stockholm")
+
+
+def test_the_brand_admin_and_import_config_change_the_time_zone_through_the_service(client, brand, tmp_path):
+    from django.core.management import call_command
+
+    customer = factories.customer(
+        brand, activities=[{"kind": "CALL", "occurred_at": CALL_AT, "external_id": "c1", "body": "hi"}]
+    )
+    root = factories.UserFactory(username="root", is_superuser=True, is_staff=True)
+    root.set_password("pw")
+    root.save()
+    client.force_login(root)
+    form = {
+        "name": "Acme",
+        "slug": "acme",
+        "is_active": "on",
+        "default_region": "NL",
+        "time_zone": "Asia/Tokyo",
+        "more_info_url_template": "",
+        "create_activity_urls": "[]",
+        "memberships-TOTAL_FORMS": "0",
+        "memberships-INITIAL_FORMS": "0",
+    }
+    response = client.post(f"/admin/hub/brand/{brand.pk}/change/", form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert stored(customer)[0]["timeline"][0]["lastUpdate"] == "2026-07-01 21:00:11"
+
+    config = {"format": "hookhub-config", "version": 1, "brand": "acme", "brand_settings": {"time_zone": "UTC"}}
+    path = tmp_path / "acme.json"
+    path.write_text(json.dumps(config))
+    call_command("import_config", str(path))
+    assert stored(customer)[0]["timeline"][0]["lastUpdate"] == "2026-07-01 12:00:11"

@@ -25,7 +25,7 @@ from hooks.outbound.services import crm_sync_set_signing_secret
 from hooks.rules.models import EventRule
 from hooks.rules.services import rule_create, rule_create_from_preset
 from hub.models import Brand, Credential, Membership, Role
-from hub.services import brand_create, credential_issue
+from hub.services import brand_create, brand_update, credential_issue
 
 DEMO_SLUG = "demo"
 
@@ -291,7 +291,7 @@ class Command(BaseCommand):
                     },
                 ]
                 brand.more_info_url_template = "https://crm.example.com/customers/{{ customer.customer_id }}"
-                brand.save()
+                brand_update(brand=brand)
             # Before the customers, so their creation reaches the demo CRM too.
             demo_integrations(brand, f"http://127.0.0.1:{crm_port}")
             now = timezone.now().replace(microsecond=0)
