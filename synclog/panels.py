@@ -37,8 +37,18 @@ def customer_log_links(customer) -> list[tuple[str, str]]:
         links.append(
             (f"Inbound events ({events})", _changelist("inbound_inboundevent", brand__id__exact=brand, customer=ref))
         )
-    # Delivery.customer_id is not indexed: no count here, only the filtered lists.
-    links.append(("Deliveries", _changelist("outbound_delivery", brand__id__exact=brand, customer_id=customer.pk)))
+    try:
+        delivery_model = apps.get_model("outbound", "Delivery")
+    except LookupError:
+        delivery_model = None
+    if delivery_model is not None:  # indexed on (customer_id, created_at)
+        deliveries = delivery_model.objects.filter(customer_id=customer.pk).count()
+        links.append(
+            (
+                f"Deliveries ({deliveries})",
+                _changelist("outbound_delivery", brand__id__exact=brand, customer_id=customer.pk),
+            )
+        )
     links.append(("Delivery attempts", logs_url(brand=brand, direction="outbound", customer=ref)))
     links.append(("Everything, newest first", logs_url(brand=brand, customer=ref)))
     return [(label, url) for label, url in links if url]

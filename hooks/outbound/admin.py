@@ -16,7 +16,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from hub.tenancy import BrandScopedAdmin, BrandScopedHistoryAdmin, BrandScopedInline
 from synclog.models import DeliveryAttempt
@@ -329,9 +329,25 @@ class AttemptInline(BrandScopedInline, admin.TabularInline):
     model = DeliveryAttempt
     extra = 0
     can_delete = False
-    fields = ["number", "started_at", "duration_ms", "method", "url", "response_status", "error", "note", "succeeded"]
+    fields = [
+        "attempt",
+        "started_at",
+        "duration_ms",
+        "method",
+        "url",
+        "response_status",
+        "error",
+        "note",
+        "succeeded",
+    ]
     readonly_fields = fields
     ordering = ["number"]
+
+    @admin.display(description="attempt")
+    def attempt(self, obj):
+        """The attempt's number, linking to its request and response side by side."""
+        url = reverse("admin:synclog_deliveryattempt_change", args=[obj.pk])
+        return format_html('<a href="{}">#{} — request / response</a>', url, obj.number)
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -353,7 +369,27 @@ class DeliveryAdmin(BrandScopedAdmin):
     date_hierarchy = "created_at"
     inlines = [AttemptInline]
     actions = ["retry_now"]
-    readonly_fields = [f.name for f in Delivery._meta.fields]
+    readonly_fields = ["related", *(f.name for f in Delivery._meta.fields)]
+
+    @admin.display(description="related")
+    def related(self, obj):
+        """The configuration that made it, the customer, and the customer's other logs."""
+        from customers.models import Customer
+        from synclog.detail import logs_url
+
+        links = []
+        model = {"crm_action": "outbound_crmsync", "rule": "rules_eventrule"}.get(obj.source_kind)
+        if model == "outbound_crmsync":
+            sync_id = CrmSyncAction.objects.filter(pk=obj.source_id).values_list("sync_id", flat=True).first()
+            if sync_id:
+                links.append(("CRM sync", reverse("admin:outbound_crmsync_change", args=[sync_id])))
+        elif model == "rules_eventrule":
+            links.append(("Rule", reverse("admin:rules_eventrule_change", args=[obj.source_id])))
+        customer = Customer.objects.filter(pk=obj.customer_id).values_list("customer_id", flat=True).first()
+        if customer is not None:
+            links.append((f"Customer {customer}", reverse("admin:customers_customer_change", args=[obj.customer_id])))
+            links.append(("All logs of this customer", logs_url(brand=obj.brand_id, customer=customer)))
+        return format_html_join(" · ", '<a href="{}">{}</a>', ((url, label) for label, url in links)) or "—"
 
     def has_add_permission(self, request, obj=None):
         return False

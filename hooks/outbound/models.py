@@ -392,6 +392,7 @@ class Delivery(models.Model):
             models.Index(fields=["order_key", "state"], name="delivery_order"),
             models.Index(fields=["source_kind", "source_id", "-created_at"], name="delivery_source"),
             models.Index(fields=["brand", "state", "-created_at"], name="delivery_brand_state"),
+            models.Index(fields=["customer_id", "-created_at"], name="delivery_customer"),
         ]
 
     def __str__(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import template
 
 from hub.models import Credential
-from hub.tenancy import brands_for
+from hub.tenancy import brand_roles, brands_for
 
 register = template.Library()
 
@@ -15,4 +15,8 @@ def hookhub_start_here(context):
     user = context["request"].user
     brands = list(brands_for(user))
     has_keys = Credential.objects.filter(brand__in=brands).exists() if brands else False
-    return {"brands": brands, "has_keys": has_keys, "is_superuser": user.is_superuser}
+    roles = {} if user.is_superuser else brand_roles(user)
+    for brand in brands:
+        brand.user_role = "superuser" if user.is_superuser else roles.get(brand.pk, "")
+    can_configure = user.is_superuser or "admin" in roles.values()
+    return {"brands": brands, "has_keys": has_keys, "is_superuser": user.is_superuser, "can_configure": can_configure}

@@ -3,7 +3,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from hub.models import Role
+from hub.models import Membership, Role
 from synclog.models import InboundRequest
 from tests import factories
 
@@ -52,6 +52,22 @@ def test_admin_index_shows_start_here_with_the_users_brands(client, brand, other
     assert "Start here" in html
     assert "/admin/dashboard/acme/" in html
     assert "/admin/dashboard/globex/" not in html
+
+
+def test_start_here_shows_each_role_and_offers_next_steps_only_to_admins(client, brand, other_brand):
+    sam = factories.member(brand, Role.ADMIN, username="sam")
+    Membership.objects.create(user=sam, brand=other_brand, role=Role.AUDITOR)
+    client.force_login(sam)
+    html = client.get("/admin/").content.decode()
+    assert "<td>admin</td>" in html and "<td>auditor</td>" in html
+    assert f"/admin/logs/?brand={brand.pk}" in html
+    assert 'id="hookhub-next-steps"' in html
+
+    client.force_login(factories.member(brand, Role.AUDITOR, username="ann"))
+    html = client.get("/admin/").content.decode()
+    assert "<td>auditor</td>" in html
+    assert 'id="hookhub-next-steps"' not in html
+    assert "Nothing is configured for your brands yet" in html
 
 
 def test_admin_index_for_an_empty_hub_explains_how_to_start(admin_client):

@@ -224,6 +224,25 @@ def test_delivery_and_attempt_admins_are_read_only_with_retry(admin_client, bran
     assert run_all() == 1 and DeliveryAttempt.objects.count() == 2
 
 
+def test_a_delivery_page_links_its_sync_customer_logs_and_each_attempts_detail(
+    admin_client, brand, httpserver, receiver_url
+):
+    httpserver.expect_request("/people").respond_with_json({"id": "R-1"}, status=201)
+    sync = make_sync(brand, receiver_url)
+    customer = factories.customer(brand, customer_id="K-77")
+    run_all()
+    delivery = Delivery.objects.get()
+    attempt = DeliveryAttempt.objects.get()
+    html = admin_client.get(reverse("admin:outbound_delivery_change", args=[delivery.pk])).content.decode()
+    hrefs = [href.replace("&amp;", "&") for href in re.findall(r'href="([^"]+)"', html)]
+    assert reverse("admin:outbound_crmsync_change", args=[sync.pk]) in hrefs
+    assert reverse("admin:customers_customer_change", args=[customer.pk]) in hrefs
+    assert f"/admin/logs/?brand={brand.pk}&customer=K-77" in hrefs
+    assert reverse("admin:synclog_deliveryattempt_change", args=[attempt.pk]) in hrefs
+    customer_page = admin_client.get(reverse("admin:customers_customer_change", args=[customer.pk])).content.decode()
+    assert "Deliveries (1)" in customer_page
+
+
 def test_dashboard_links_to_the_delivery_lists_work(admin_client, brand):
     for url in (
         reverse("admin:synclog_deliveryattempt_changelist") + f"?delivery__brand__id__exact={brand.pk}",
