@@ -9,6 +9,7 @@ from datetime import timedelta
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import Http404, HttpResponseRedirect
@@ -153,6 +154,36 @@ DeleteInline = _action_inline(CrmAction.DELETE, "Sync deleted user webhook", "Ty
 FORM_ONLY_FIELDS = ("clear_secrets", "new_signing_secret", "remove_signing_secret")
 
 
+def health_last_html(health: dict | None):
+    """The newest delivery's outcome, green or red; shared with the rules list."""
+    last = (health or {}).get("last")
+    if last is None:
+        return "—"
+    ok = last.state == DeliveryState.DELIVERED
+    text = f"HTTP {last.last_status}" if last.last_status else (last.last_error[:60] or last.get_state_display())
+    return format_html(
+        '<span style="color: {}">{} {}</span>', "#2e7d32" if ok else "#c62828", last.get_state_display(), text
+    )
+
+
+def health_rate_html(health: dict | None):
+    if not health or not health["total"]:
+        return "no attempts"
+    rate = 100 * health["ok"] / health["total"]
+    colour = "#2e7d32" if rate >= 99 else "#e69500" if rate >= 90 else "#c62828"
+    return format_html(
+        '<span style="color: {}">{}%</span> ({}/{})', colour, f"{rate:.1f}", health["ok"], health["total"]
+    )
+
+
+class HealthChangeList(ChangeList):
+    """Computes the page's delivery health once (two grouped queries), not per row."""
+
+    def get_results(self, request):
+        super().get_results(request)
+        self.model_admin.page_health(list(self.result_list))
+
+
 @admin.register(CrmSync)
 class CrmSyncAdmin(BrandScopedHistoryAdmin):
     """History (who changed what, when) covers the sync and its three webhooks;
@@ -161,10 +192,31 @@ class CrmSyncAdmin(BrandScopedHistoryAdmin):
     form = CrmSyncForm
     secret_fields = ("auth_password", "api_key", "signing_secret")
     change_form_template = "admin/outbound/crmsync/change_form.html"
-    list_display = ["name", "brand", "enabled", "auth_type", "actions_summary", "updated_at"]
+    list_display = ["name", "brand", "enabled", "actions_summary", "last_result", "success_24h", "updated_at"]
     list_filter = ["enabled", "brand"]
     search_fields = ["name"]
     inlines = [CreateInline, UpdateInline, DeleteInline]
+
+    def get_changelist(self, request, **kwargs):
+        return HealthChangeList
+
+    @staticmethod
+    def page_health(syncs: list) -> None:
+        """Attach each sync's delivery health (its actions' deliveries) for the list columns."""
+        action_ids = {sync.pk: [a.pk for a in sync.actions.all()] for sync in syncs}
+        health = selectors.source_health(
+            source_kind="crm_action", source_ids=[pk for ids in action_ids.values() for pk in ids]
+        )
+        for sync in syncs:
+            sync.health = selectors.health_merge([health[pk] for pk in action_ids[sync.pk]])
+
+    @admin.display(description="last delivery")
+    def last_result(self, obj):
+        return health_last_html(getattr(obj, "health", None))
+
+    @admin.display(description="success (24 h)")
+    def success_24h(self, obj):
+        return health_rate_html(getattr(obj, "health", None))
     fieldsets = [
         (None, {"fields": ["brand", "name", "enabled"]}),
         (

@@ -42,3 +42,47 @@ def customer_snapshot(*, brand_id: int, customer_ref: str) -> dict | None:
     if customer is None:
         return None
     return documents.snapshot(documents.load([customer.pk])[0])
+
+
+def source_health(*, source_kind: str, source_ids: list[int], since_hours: int = 24) -> dict[int, dict]:
+    """For a list page: per source (a CRM sync action or a rule), the newest
+    delivery's outcome and the share of successful attempts in the window.
+    Two grouped queries for the whole page, whatever its length."""
+    from django.db.models import Max
+
+    from synclog.models import DeliveryAttempt
+
+    if not source_ids:
+        return {}
+    since = timezone.now() - timedelta(hours=since_hours)
+    health: dict[int, dict] = {pk: {"ok": 0, "total": 0, "last": None} for pk in source_ids}
+    rows = (
+        DeliveryAttempt.objects.filter(
+            delivery__source_kind=source_kind, delivery__source_id__in=source_ids, started_at__gte=since
+        )
+        .values("delivery__source_id")
+        .annotate(total=Count("pk"), ok=Count("pk", filter=Q(succeeded=True)))
+    )
+    for row in rows:
+        health[row["delivery__source_id"]].update(ok=row["ok"], total=row["total"])
+    newest = (
+        Delivery.objects.filter(source_kind=source_kind, source_id__in=source_ids, attempts__gt=0)
+        .values("source_id")
+        .annotate(newest=Max("pk"))
+    )
+    last_ids = [row["newest"] for row in newest]
+    for delivery in Delivery.objects.filter(pk__in=last_ids).only("source_id", "state", "last_status", "last_error"):
+        health[delivery.source_id]["last"] = delivery
+    return health
+
+
+def health_merge(parts: list[dict]) -> dict:
+    """One CRM sync's health from its actions' (the newest delivery of any action wins)."""
+    merged: dict = {"ok": 0, "total": 0, "last": None}
+    for part in parts:
+        merged["ok"] += part["ok"]
+        merged["total"] += part["total"]
+        last = part["last"]
+        if last is not None and (merged["last"] is None or last.pk > merged["last"].pk):
+            merged["last"] = last
+    return merged

@@ -11,11 +11,14 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html
 
 from customers.models import Customer
 from hooks.inbound.models import InboundEvent
 from hooks.inbound.selectors import inbound_event_get, inbound_events_for_brand
+from hooks.outbound.admin import HealthChangeList, health_last_html, health_rate_html
 from hooks.outbound.models import SECRET_FIELDS
+from hooks.outbound.selectors import source_health
 from hub.events import EVENT_TYPES
 from hub.tenancy import BrandScopedHistoryAdmin, brands_for
 
@@ -122,7 +125,18 @@ class EventRuleAdmin(BrandScopedHistoryAdmin):
 
     form = EventRuleForm
     secret_fields = SECRET_FIELDS
-    list_display = ["name", "brand", "enabled", "order", "triggers", "conditions_text", "method", "url"]
+    list_display = [
+        "name",
+        "brand",
+        "enabled",
+        "order",
+        "triggers",
+        "conditions_text",
+        "method",
+        "url",
+        "last_result",
+        "success_24h",
+    ]
     list_display_links = ["name"]
     list_editable = ["enabled", "order"]
     list_filter = ["enabled", "brand", "method", "body_format"]
@@ -152,6 +166,50 @@ class EventRuleAdmin(BrandScopedHistoryAdmin):
         ("Authentication", {"fields": ["auth_type", "auth_username", "auth_password", "api_key_header", "api_key"]}),
         ("Signing and SSL", {"fields": ["signing_secret", "verify_ssl", "timeout_seconds"]}),
     ]
+
+    def get_changelist(self, request, **kwargs):
+        return HealthChangeList
+
+    @staticmethod
+    def page_health(rules: list) -> None:
+        health = source_health(source_kind="rule", source_ids=[rule.pk for rule in rules])
+        for rule in rules:
+            rule.health = health[rule.pk]
+
+    @admin.display(description="last delivery")
+    def last_result(self, obj):
+        return health_last_html(getattr(obj, "health", None))
+
+    @admin.display(description="success (24 h)")
+    def success_24h(self, obj):
+        return health_rate_html(getattr(obj, "health", None))
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:
+            return fieldsets
+        return [("Recent deliveries", {"fields": ["delivery_health"]}), *fieldsets]
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        return readonly if "delivery_health" in readonly else [*readonly, "delivery_health"]
+
+    @admin.display(description="at a glance")
+    def delivery_health(self, obj):
+        """The newest delivery's outcome, the success rate, and a link to this rule's attempts."""
+        from synclog.detail import logs_url
+
+        if obj is None or obj.pk is None:
+            return "—"
+        health = source_health(source_kind="rule", source_ids=[obj.pk])[obj.pk]
+        week = source_health(source_kind="rule", source_ids=[obj.pk], since_hours=24 * 7)[obj.pk]
+        return format_html(
+            "Last delivery: {} · success in 24 h: {} · in 7 days: {} · <a href=\"{}\">all attempts in the logs</a>",
+            health_last_html(health),
+            health_rate_html(health),
+            health_rate_html(week),
+            logs_url(brand=obj.brand_id, source=f"rule:{obj.pk}"),
+        )
 
     @admin.display(description="trigger events")
     def triggers(self, obj):

@@ -249,3 +249,17 @@ def test_dashboard_links_to_the_delivery_lists_work(admin_client, brand):
         reverse("admin:outbound_delivery_changelist") + f"?brand__id__exact={brand.pk}&state__exact=pending",
     ):
         assert admin_client.get(url).status_code == 200, url
+
+
+def test_a_failing_sync_is_visible_from_the_list(admin_client, brand, httpserver, receiver_url):
+    httpserver.expect_request("/people").respond_with_data("down", status=500)
+    make_sync(brand, receiver_url, name="Down CRM")
+    make_sync(brand, receiver_url, name="Quiet CRM")
+    CrmSyncAction.objects.filter(sync__name="Quiet CRM").update(enabled=False)
+    factories.customer(brand)
+    run_all()
+    page = admin_client.get(reverse("admin:outbound_crmsync_changelist")).content.decode()
+    rows = {name: row for row in page.split("<tr")[1:] for name in ("Down CRM", "Quiet CRM") if f">{name}</a>" in row}
+    assert "Pending HTTP 500" in rows["Down CRM"]
+    assert "0.0%</span> (0/1)" in rows["Down CRM"]
+    assert "no attempts" in rows["Quiet CRM"] and "—" in rows["Quiet CRM"]

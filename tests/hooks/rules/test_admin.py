@@ -201,3 +201,30 @@ def test_list_shows_conditions_in_words(acme_admin, brand):
     make_rule(brand, conditions={"any": ["call.duration > 5", 'event.queue in ["A", "B"]']})
     page = acme_admin.get(RULES).content.decode()
     assert "(call.duration &gt; 5 or event.queue in [&quot;A&quot;, &quot;B&quot;])" in page
+
+
+def test_a_failing_rule_shows_in_the_list_and_on_its_page(acme_admin, brand, other_brand, maria, post_event, receiver):
+    from tests.hooks.rules.conftest import run_all
+
+    server, base = receiver
+    server.expect_request("/ok", method="POST").respond_with_json({"ok": True})
+    server.expect_request("/down", method="POST").respond_with_data("down", status=503)
+    abandoned = {"customerPhoneNumber": "+31612345678", "timeInQueue": 134, "queue": "Sales"}
+    healthy = make_rule(brand, name="Healthy", enabled=True, url=f"{base}/ok", auth_type="none", auth_password="")
+    failing = make_rule(brand, name="Failing", enabled=True, url=f"{base}/down", auth_type="none", auth_password="")
+    make_rule(brand, name="Never fired", event_types=["workitem.closed"])
+    post_event("servicehooks/abandoned-conversation", abandoned)
+    run_all()
+    rows = {
+        name: row
+        for row in acme_admin.get(RULES).content.decode().split("<tr")[1:]
+        for name in ("Healthy", "Failing", "Never fired")
+        if f">{name}</a>" in row
+    }
+    assert "Delivered HTTP 200" in rows["Healthy"] and "100.0%</span> (1/1)" in rows["Healthy"]
+    assert "Pending HTTP 503" in rows["Failing"] and "0.0%</span> (0/1)" in rows["Failing"]
+    assert "no attempts" in rows["Never fired"]
+    page = acme_admin.get(f"{RULES}{failing.pk}/change/").content.decode()
+    assert "Recent deliveries" in page and "Pending HTTP 503" in page
+    assert f"/admin/logs/?brand={brand.pk}&amp;source=rule%3A{failing.pk}" in page
+    assert healthy.pk != failing.pk
