@@ -53,7 +53,7 @@ HUB_ENCRYPTION_KEYS = env.list(
 )
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.admin.HookhubAdminConfig",  # django.contrib.admin with Hookhub's site (config/admin.py)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -23,7 +23,3 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("hooks/", include("hooks.urls")),
 ]
-
-admin.site.site_header = "Hookhub"
-admin.site.site_title = "Hookhub admin"
-admin.site.index_title = "Integration hub"

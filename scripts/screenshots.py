@@ -34,6 +34,9 @@ PAGES = [
     ("10-inbound-requests", "/admin/synclog/inboundrequest/"),
     ("11-inbound-events", "/admin/inbound/inboundevent/"),
     ("12-rules", "/admin/rules/eventrule/"),
+    ("13-logs", "/admin/logs/"),
+    ("14-log-detail", "{attempt}"),
+    ("15-configuration-changes", "/admin/hub/brand/changes/"),
 ]
 
 
@@ -194,12 +197,14 @@ SHELL_IDS = """
 import json
 from django.apps import apps
 from customers.models import Customer
-out = {"customer": "", "crmsync": ""}
+out = {"customer": "", "crmsync": "", "attempt": ""}
 c = Customer.objects.filter(brand__slug="demo").order_by("pk").first()
 if c: out["customer"] = f"/admin/customers/customer/{c.pk}/change/"
 try:
     s = apps.get_model("outbound", "CrmSync").objects.order_by("pk").first()
     if s: out["crmsync"] = f"/admin/outbound/crmsync/{s.pk}/change/"
+    a = apps.get_model("synclog", "DeliveryAttempt").objects.order_by("-pk").first()
+    if a: out["attempt"] = f"/admin/synclog/deliveryattempt/{a.pk}/change/"
 except LookupError:
     pass
 print(json.dumps(out))

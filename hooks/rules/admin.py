@@ -132,8 +132,7 @@ class EventRuleAdmin(BrandScopedHistoryAdmin):
         "order",
         "triggers",
         "conditions_text",
-        "method",
-        "url",
+        "webhook",
         "last_result",
         "success_24h",
     ]
@@ -210,6 +209,11 @@ class EventRuleAdmin(BrandScopedHistoryAdmin):
             health_rate_html(week),
             logs_url(brand=obj.brand_id, source=f"rule:{obj.pk}"),
         )
+
+    @admin.display(description="webhook", ordering="url")
+    def webhook(self, obj):
+        url = obj.url if len(obj.url) <= 60 else obj.url[:57] + "…"
+        return f"{obj.method} {url}"
 
     @admin.display(description="trigger events")
     def triggers(self, obj):

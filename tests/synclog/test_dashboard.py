@@ -172,3 +172,14 @@ def test_table_links_of_the_dashboard_select_their_own_rows(client, brand, traff
     deliveries = client.get(failing["link"]).context["cl"].result_list
     assert [x.pk for x in deliveries] == [traffic["deliveries"]["crm"].pk]
     assert rows(failing["attempts_link"]) == {("outbound", a.pk) for a in traffic["crm"]}
+
+
+def test_the_logs_section_of_the_admin_lists_all_logs_and_the_dashboard(client, brand):
+    client.force_login(factories.member(brand, Role.AUDITOR, username="ann"))
+    html = client.get("/admin/").content.decode()
+    logs_section = html[html.index('class="app-synclog') :]
+    logs_section = logs_section[: logs_section.index("</table>")]
+    assert '<a href="/admin/logs/"' in logs_section and "All logs (inbound and outbound)" in logs_section
+    assert '<a href="/admin/dashboard/"' in logs_section
+    assert client.get("/admin/logs/").status_code == 200
+    assert "Dashboard — Acme" in client.get("/admin/dashboard/").content.decode()
