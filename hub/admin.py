@@ -180,7 +180,8 @@ class HookhubUserAdmin(MembershipFormsetMixin, UserAdmin):
     """Django's user admin with the user's brand roles inline."""
 
     inlines = [*UserAdmin.inlines, UserMembershipInline]
-    list_display = [*UserAdmin.list_display, "brand_roles"]
+    # django-stubs cannot make list_display a ClassVar (it depends on the model type variable).
+    list_display = [*UserAdmin.list_display, "brand_roles"]  # type: ignore[misc]
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("memberships__brand")

@@ -73,7 +73,9 @@ def secrets_summary(instance: models.Model, names: tuple[str, ...]) -> str:
     parts = []
     for name in names:
         value = getattr(instance, name, "") or ""
-        label = instance._meta.get_field(name).verbose_name
+        field = instance._meta.get_field(name)
+        assert isinstance(field, models.Field)  # names are the model's own secret fields, never relations
+        label = field.verbose_name
         parts.append(f"{label}: set ({secret_fingerprint(value)})" if value else f"{label}: not set")
     return "; ".join(parts)
 

@@ -70,7 +70,7 @@ def brand_id_of(obj: Model, lookup: str) -> int | None:
     if lookup == "pk":
         return obj.pk
     parts = lookup.split("__")
-    target = obj
+    target: Model | None = obj
     for part in parts[:-1]:
         target = getattr(target, part, None)
         if target is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 from urllib.parse import urlencode
 
 from django.apps import apps
@@ -122,12 +123,14 @@ def dashboard_data(brand: Brand, range_key: str = "7d") -> dict:
     count = int(span / step)
     inbound = InboundRequest.objects.filter(brand=brand)
     since = timezone.localtime(start).strftime("%Y-%m-%dT%H:%M")
-    slowest = list(
-        inbound.filter(created_at__gte=start)
+    # Plain dicts (the plugin types .values() rows as closed TypedDicts): links are added below.
+    slowest: list[dict[str, Any]] = [
+        dict(row)
+        for row in inbound.filter(created_at__gte=start)
         .values("endpoint")
         .annotate(calls=Count("pk"), avg_ms=Avg("latency_ms"), max_ms=Max("latency_ms"))
         .order_by("-avg_ms")[:10]
-    )
+    ]
     for row in slowest:
         row["link"] = logs_link(brand=brand.pk, direction="inbound", integration=row["endpoint"], **{"from": since})
     data = {
@@ -155,12 +158,14 @@ def _outbound_data(brand, start, step, trunc, fmt, count, since) -> dict:
         return {}
     attempts = attempt_model.objects.filter(brand=brand)
     waiting = delivery_model.objects.filter(brand=brand, state="pending", attempts__gt=0)
-    failing = list(
-        delivery_model.objects.filter(brand=brand, state="failed", created_at__gte=start)
+    # Plain dicts, as in dashboard_data: links are added below.
+    failing: list[dict[str, Any]] = [
+        dict(row)
+        for row in delivery_model.objects.filter(brand=brand, state="failed", created_at__gte=start)
         .values("source_kind", "source_id", "source_name")
         .annotate(failed=Count("pk"))
         .order_by("-failed", "source_name")[:10]
-    )
+    ]
     created_since = start.isoformat()
     for row in failing:
         source = {"source_kind__exact": row["source_kind"], "source_id": row["source_id"]}
@@ -179,12 +184,13 @@ def _outbound_data(brand, start, step, trunc, fmt, count, since) -> dict:
             outcome="failed",
             **{"from": since},
         )
-    slowest = list(
-        attempts.filter(started_at__gte=start)
+    slowest: list[dict[str, Any]] = [
+        dict(row)
+        for row in attempts.filter(started_at__gte=start)
         .values("delivery__source_kind", "delivery__source_id", "delivery__source_name")
         .annotate(calls=Count("pk"), avg_ms=Avg("duration_ms"), max_ms=Max("duration_ms"))
         .order_by("-avg_ms")[:10]
-    )
+    ]
     for row in slowest:
         row["name"] = row["delivery__source_name"]
         row["link"] = logs_link(

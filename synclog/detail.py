@@ -87,7 +87,7 @@ def inbound_detail(row: InboundRequest) -> dict:
         "direction": INBOUND,
         "ok": row.succeeded,
         "summary": [
-            ("Brand", row.brand.name if row.brand_id else "— (unknown brand)"),
+            ("Brand", row.brand.name if row.brand is not None else "— (unknown brand)"),
             ("Endpoint", row.endpoint),
             ("Time", row.created_at),
             ("Customer", customer.customer_id if customer else "—"),

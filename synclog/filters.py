@@ -93,7 +93,7 @@ def source_q(direction: str, value: str) -> Q | None:
             return None
         return Q(
             delivery__source_kind="crm_action",
-            delivery__source_id__in=action_model.objects.filter(sync_id=pk).values("pk"),
+            delivery__source_id__in=action_model.objects.filter(sync_id=int(pk)).values("pk"),
         )
     return Q(delivery__source_kind=kind, delivery__source_id=int(pk))
 
@@ -331,6 +331,9 @@ class InputFilter(admin.ListFilter):
 
     template = "admin/synclog/input_filter.html"
     parameters: tuple[tuple[str, str, str], ...] = ()  # (name, label, input type)
+    # The boxes' stripped strings (see __init__); the stubs type ListFilter's as
+    # dict[str, object] and narrow SimpleListFilter's the same way.
+    used_parameters: dict[str, str]  # type: ignore[assignment]
 
     def __init__(self, request, params, model, model_admin):
         super().__init__(request, params, model, model_admin)

@@ -4,7 +4,7 @@ and outbound together (the unified Logs page and its CSV export)."""
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -151,7 +151,7 @@ def _filtered(*, user, query: LogQuery) -> dict[str, QuerySet]:
     return filtered
 
 
-def _merged(streams: dict[str, Iterable[dict]]) -> Iterator[LogRow]:
+def _merged(streams: Mapping[str, Iterable[dict]]) -> Iterator[LogRow]:
     rows = [map(partial(_as_row, direction), stream) for direction, stream in streams.items()]
     return heapq.merge(*rows, key=lambda row: (row.at, row.direction == INBOUND, row.pk), reverse=True)
 

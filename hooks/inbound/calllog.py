@@ -195,6 +195,7 @@ def _calllog(call: InboundCall, request, brand_slug: str):
         return call.finish(error_response(404, "not_found", "No such brand."))
     if auth.status:
         return call.finish(json_response(M8COM_INVALID_SECRET, 403))
+    assert auth.brand is not None  # status 0: credential_authenticate found the brand
     try:
         payload, raw = json_body_read(request)
     except BodyError as exc:

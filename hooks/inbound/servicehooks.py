@@ -521,6 +521,7 @@ def _servicehook(call: InboundCall, request, brand_slug: str, canonical: str):
         return call.finish(error_response(404, "not_found", "No such brand."))
     if auth.status:
         return call.finish(error_response(403, "forbidden", "Invalid API key."))
+    assert auth.brand is not None  # status 0: credential_authenticate found the brand
     try:
         payload, raw = json_body_read(request)
     except BodyError as exc:

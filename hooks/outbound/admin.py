@@ -5,6 +5,7 @@ Delete Users, Logs), secrets write-only, "Send a test" with a dry-run preview,
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -120,7 +121,7 @@ def _action_inline(kind: str, title: str, help_text: str):
         can_delete = False
         verbose_name = title
         verbose_name_plural = title
-        fields = [name for name in ActionForm._meta.fields if kind == CrmAction.CREATE or name != "unique_id_path"]
+        fields = [name for name in ActionForm.Meta.fields if kind == CrmAction.CREATE or name != "unique_id_path"]
 
         def get_queryset(self, request):
             return super().get_queryset(request).filter(action=kind)
@@ -392,7 +393,8 @@ class AttemptInline(BrandScopedInline, admin.TabularInline):
         "note",
         "succeeded",
     ]
-    readonly_fields = fields
+    # A flat list of names; the stubs type `fields` as fieldset groups (list[str | list[str] | ...]).
+    readonly_fields = cast(list[str], fields)
     ordering = ["number"]
 
     @admin.display(description="attempt")

@@ -315,6 +315,7 @@ def deliveries_run(*, ids: list[int] | None = None, budget_seconds: float = RUN_
             results, finished = [], []
             flushed_at = time.monotonic()
             for index, delivery in enumerate(batch):
+                assert delivery.lease_expires_at is not None  # deliveries_claim set the lease
                 lease_left = (delivery.lease_expires_at - now()).total_seconds()
                 config = registry.resolve(delivery.source_kind, delivery.source_id)
                 needed = (getattr(config, "timeout_seconds", 10) or 10) + 5
@@ -335,8 +336,8 @@ def deliveries_run(*, ids: list[int] | None = None, budget_seconds: float = RUN_
             if wanted is not None:
                 # The given ids and what they unblocked first; then every other due delivery.
                 claimed = {d.pk for d in batch}
-                rest = [pk for pk in wanted if pk not in claimed]
-                wanted = _successors(finished) + (rest if len(batch) == BATCH_SIZE else []) or None
+                unclaimed = [pk for pk in wanted if pk not in claimed]
+                wanted = _successors(finished) + (unclaimed if len(batch) == BATCH_SIZE else []) or None
         else:
             if _due_ids(limit=1):
                 deliveries_enqueue(ids=[], force=True)  # budget spent: a fresh task continues
@@ -437,10 +438,11 @@ def deliveries_record(*, results: list[SendResult]) -> list[Delivery]:
                 delivery.finished_at = moment
                 delivery.next_attempt_at = None
                 continue
+            assert outcome is not None  # delivery_send gives every result that is not obsolete an outcome
             secrets = _secrets_of(config)
             source = registry.get_source(delivery.source_kind)
             note = ""
-            if outcome.succeeded and source and source.on_delivered:
+            if outcome.succeeded and outcome.status is not None and source and source.on_delivered:
                 # Runs inside this transaction; a hook that writes wraps its writes in
                 # its own transaction.atomic() (a savepoint), so most deliveries need none.
                 try:
@@ -637,13 +639,14 @@ def crm_deliveries_create(*, brand_id: int, event_type: str, data: dict, custome
     """customer.created/updated/deleted → one Delivery per enabled matching action
     of the brand's enabled CRM syncs, in the caller's transaction (outbox)."""
     action = CRM_EVENT_ACTIONS.get(event_type)
-    customer = data.get("customer") or {}
+    customer: dict[str, Any] = data.get("customer") or {}
     if action is None or not customer:
         return []
     actions = [item for item in crm_actions_for(brand_id=brand_id) if item.action == action]
     if not actions:
         return []
     customer_pk = customer_id or customer.get("id")
+    assert customer_pk is not None  # customer events carry the customer's pk (customers.services.customer_event_emit)
     context = crm_context(event_type=event_type, customer=customer, changed=data.get("changed"))
     return deliveries_create(
         deliveries=[
@@ -684,7 +687,8 @@ def remote_id_from_response(*, path: str, text: str) -> str | None:
 
 def crm_sync_test_delivery(*, action: CrmSyncAction, customer_snapshot: dict) -> Delivery:
     """Admin "Send a test": a delivery outside the customer's order, sent at once."""
-    event_type = {value: key for key, value in CRM_EVENT_ACTIONS.items()}[action.action]
+    event_types: dict[str, str] = {value: key for key, value in CRM_EVENT_ACTIONS.items()}
+    event_type = event_types[action.action]
     context = crm_context(event_type=event_type, customer=customer_snapshot)
     context["test"] = True
     with transaction.atomic():

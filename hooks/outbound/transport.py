@@ -80,7 +80,9 @@ def resolve_checked(host: str, port: int) -> str:
         raise requests.ConnectionError(f"DNS lookup of {host} failed: {exc}") from exc
     addresses = []
     for _family, _type, _proto, _canon, sockaddr in infos:
-        ip = ipaddress.ip_address(sockaddr[0].split("%")[0])
+        address = sockaddr[0]
+        assert isinstance(address, str)  # an int only from a Python built with --disable-ipv6 (typeshed)
+        ip = ipaddress.ip_address(address.split("%")[0])
         if ip not in addresses:
             addresses.append(ip)
     if not addresses:

@@ -12,6 +12,7 @@ it, or not at all.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +80,7 @@ def rule_context(*, brand_id: int, event_type: str, data: dict[str, Any], brand:
         customer.setdefault("customFields", customer.get("custom_fields", {}))
         if customer.get("id") and event_type != "customer.deleted":
             customer["admin_url"] = f"{base}/admin/customers/customer/{customer['id']}/change/"
+    brand_tokens: Mapping[str, object]
     if brand is not None:
         brand_tokens = {"slug": brand.slug, "name": brand.name}
     else:
@@ -159,7 +161,6 @@ def rule_matches(*, rule: EventRule, context: dict[str, Any]) -> Evaluation:
             return Evaluation(False)
 
 
-@subscribe()
 def rules_dispatch(event: Event) -> list[int]:
     """Every hub event: for each enabled rule of the brand that triggers on it
     and whose conditions hold, create a delivery (same transaction)."""
@@ -184,6 +185,12 @@ def rules_dispatch(event: Event) -> list[int]:
         )
         created.append(delivery.pk)
     return created
+
+
+@subscribe()
+def _rules_dispatch_subscriber(event: Event) -> None:
+    """The hub.events subscriber (subscribers return nothing): rules_dispatch."""
+    rules_dispatch(event)
 
 
 def _resolve(rule_id: int) -> EventRule | None:
