@@ -143,17 +143,22 @@ def main() -> None:
             break
     naive_rate = done / (time.perf_counter() - started)
 
-    # Baseline 2: bare rows through bulk_create, the database's own floor.
-    started = time.perf_counter()
-    with transaction.atomic():
-        Customer.objects.bulk_create(
-            (
-                Customer(brand=floor_brand, customer_id=f"F{i:08d}", first_name="F", last_name="L")
-                for i in range(args.n)
-            ),
-            batch_size=args.chunk_size,
-        )
-    floor_seconds = time.perf_counter() - started
+    # Baseline 2: bare rows through bulk_create, the database's own floor. Measured
+    # before and again after the imports: the machine's other load moves it.
+    def floor(brand, prefix: str) -> float:
+        started = time.perf_counter()
+        with transaction.atomic():
+            Customer.objects.bulk_create(
+                (
+                    Customer(brand=brand, customer_id=f"{prefix}{i:08d}", first_name="F", last_name="L")
+                    for i in range(args.n)
+                ),
+                batch_size=args.chunk_size,
+            )
+        return time.perf_counter() - started
+
+    load_before = os.getloadavg()
+    floor_seconds = floor(floor_brand, "F")
 
     # The import itself: read + validate + normalize + bulk write + documents + events.
     started = time.perf_counter()
@@ -191,8 +196,16 @@ def main() -> None:
     export_seconds = time.perf_counter() - started
     assert exported == args.n
 
+    floor_after_seconds = floor(brand_create(slug="floor-after", name="Floor after"), "G")
+    load_after = os.getloadavg()
+
     rate = args.n / import_seconds
+    floor_mean = (floor_seconds + floor_after_seconds) / 2
     print()
+    print(
+        f"load average {load_before[0]:.1f} / {load_before[1]:.1f} / {load_before[2]:.1f} at the start, "
+        f"{load_after[0]:.1f} / {load_after[1]:.1f} / {load_after[2]:.1f} at the end (1 / 5 / 15 min)"
+    )
     print(
         f"import_customers  {args.n:>9,} customers  {import_seconds:7.1f} s  {rate:>9,.0f} customers/s"
         f"  ({addresses:,} addresses, {activities:,} timeline entries, lookup documents, events)"
@@ -207,7 +220,11 @@ def main() -> None:
     )
     print(
         f"baseline floor    {args.n:>9,} bare rows  {floor_seconds:7.1f} s  {args.n / floor_seconds:>9,.0f} customers/s"
-        "  (bulk_create of Customer rows only)"
+        f"  (bulk_create of Customer rows only; again after the imports: {floor_after_seconds:.1f} s)"
+    )
+    print(
+        f"import / floor (mean of the two floors, {floor_mean:.1f} s): {import_seconds / floor_mean:.1f}x with the "
+        f"subscribers, {quiet_seconds / floor_mean:.1f}x without; re-import {reimport_seconds / floor_mean:.1f}x"
     )
     print(
         f"re-import         {args.n:>9,} unchanged  {reimport_seconds:7.1f} s  {args.n / reimport_seconds:>9,.0f} customers/s"

@@ -562,8 +562,13 @@ def main() -> None:
         # Rounds interleave the scenarios, so a change in the machine's other
         # load hits all of them alike; figures are medians over the rounds.
         rounds: dict[str, list[dict]] = {name: [] for name, _, _ in plan}
+        results["load"] = [os.getloadavg()]
         for number in range(1, args.rounds + 1):
-            print(f"Round {number}/{args.rounds}, peak throughput (closed loop):", flush=True)
+            load = os.getloadavg()
+            print(
+                f"Round {number}/{args.rounds}, peak throughput (closed loop), load average {load[0]:.1f}:",
+                flush=True,
+            )
             for name, kwargs, distinct in plan:
                 rounds[name].append(measure(name, kwargs, distinct))
         results["rounds"] = rounds
@@ -575,6 +580,7 @@ def main() -> None:
             if a in rounds and b in rounds
         }
 
+        results["load"].append(os.getloadavg())
         print("Latency at half the measured peak (open loop, wrk delay()):", flush=True)
         for name, kwargs, distinct in plan:
             if name in ("ceiling", "peer_distinct"):
@@ -599,6 +605,7 @@ def main() -> None:
                 continue
             result = measure(name, kwargs, True, delay_ms=10.0, connections=2, threads=1)
             results["runs"][name] = result
+        results["load"].append(os.getloadavg())
     finally:
         server.terminate()
         try:
@@ -633,6 +640,7 @@ def report(results: dict) -> None:
             print(
                 f"  {name:<28} {run['rps']:>7.0f} req/s (target {run['target_rps']:.0f})   p99 {run['p99_ms']:.2f} ms"
             )
+    markdown(results)
     RESULTS.mkdir(parents=True, exist_ok=True)
     saved = RESULTS / f"lookup-{results['customers']}.json"
     if saved.exists():  # a partial run (--only) adds to the saved figures
@@ -659,6 +667,35 @@ def report(results: dict) -> None:
                         f"{name} p50 {p50 / 1000:.2f} ms ({p50 / sizes[smallest][name]['p50_us']:.2f}x of {smallest:,})"
                     )
             print(f"  {size:>9,}: " + "   ".join(parts))
+
+
+def markdown(results: dict) -> None:
+    """The rows of docs/benchmarks.md's lookup tables, ready to paste (same columns)."""
+    runs, ratios, n = results["runs"], results.get("ratios", {}), results["customers"]
+    loads = results.get("load") or []
+    peak_names = ["ceiling", "peer_distinct", "omnidesk_distinct", "m8com_distinct", "omnidesk_repeat", "m8com_repeat"]
+
+    def peak(name: str) -> str:
+        run = runs.get(name)
+        return f"{run['rps']:.0f} ({run['p50_ms']:.1f} / {run['p99_ms']:.1f})" if run else "–"
+
+    def ratio(label: str) -> str:
+        return f"{ratios[label]:.2f}x" if label in ratios else "–"
+
+    def half(name: str) -> str:
+        run = runs.get(f"{name}@half")
+        return f"{run['p99_ms']:.1f} ms @ {run['rps']:.0f}" if run else "–"
+
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    load = " → ".join(f"{one[0]:.1f}" for one in loads) if loads else "?"
+    print(f"\nFor docs/benchmarks.md ({when}, load average {load}):")
+    print(f"| {n:,} | " + " | ".join(peak(name) for name in peak_names) + " |")
+    print(f"| {n:,} | " + " | ".join(ratio(f"{a}/{b}") for a, b in RATIOS) + " |")
+    print(
+        f"| {n:,} | "
+        + " | ".join(half(name) for name in ("omnidesk_distinct", "m8com_distinct", "omnidesk_repeat", "m8com_repeat"))
+        + " |"
+    )
 
 
 if __name__ == "__main__":

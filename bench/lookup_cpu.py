@@ -12,8 +12,9 @@ time, for:
 * each lookup not answered from the cache (every request a different hot
   customer, the in-process cache turned off).
 
-The PostgreSQL server's own CPU is not in these figures (wall minus CPU
-shows what the process waited for, mostly the server).
+The PostgreSQL backend's CPU for this connection is read from /proc (the
+server must run on this machine; 10 ms clock ticks, so use enough requests).
+The request log's own backend (synclog.writer's COPY) is not in it.
 
     .venv/bin/python bench/lookup.py --customers 100000 --database hookhub_perf_lookup --keep-db --only ceiling --rounds 1
     .venv/bin/python bench/lookup_cpu.py --customers 100000 --database hookhub_perf_lookup
@@ -130,20 +131,35 @@ def main() -> None:
 
     names = ["ceiling", "omnidesk_cached", "omnidesk_uncached", "m8com_cached", "m8com_uncached"]
 
-    def run(name: str) -> tuple[float, float]:
+    from django.db import connection
+
+    def server_cpu() -> float:
+        """CPU seconds of this connection's PostgreSQL backend so far (local server: /proc)."""
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                pid = cursor.fetchone()[0]
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return float("nan")
+
+    def run(name: str) -> tuple[float, float, float]:
         envs, cache = scenario(name)
         size = lookup_cache.size
         lookup_cache.size = size if cache else 0
         try:
             for env in envs[:50]:  # warm: connection, caches, first-use imports
                 call(env)
+            server = server_cpu()
             cpu, wall = time.process_time(), time.perf_counter()
             for env in envs:
                 call(env)
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            server = server_cpu() - server
         finally:
             lookup_cache.size = size
-        return cpu / len(envs) * 1e6, wall / len(envs) * 1e6
+        return cpu / len(envs) * 1e6, wall / len(envs) * 1e6, server / len(envs) * 1e6
 
     if args.profile:
         import cProfile
@@ -163,7 +179,7 @@ def main() -> None:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
         return
 
-    results: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+    results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in names}
     for _ in range(args.rounds):
         for name in names:
             results[name].append(run(name))
@@ -172,11 +188,15 @@ def main() -> None:
         f"CPU per request, in-process, {args.customers:,} customers, {args.requests} requests x {args.rounds} rounds "
         f"(medians; load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}); statuses {dict(sorted(statuses.items()))}"
     )
-    ceiling_cpu = statistics.median(cpu for cpu, _ in results["ceiling"])
+    ceiling_cpu = statistics.median(cpu for cpu, _, _ in results["ceiling"])
     for name in names:
-        cpu = statistics.median(c for c, _ in results[name])
-        wall = statistics.median(w for _, w in results[name])
-        print(f"  {name:<20} CPU {cpu:7.0f} us   wall {wall:7.0f} us   CPU {cpu / ceiling_cpu:4.1f}x the ceiling's")
+        cpu = statistics.median(c for c, _, _ in results[name])
+        wall = statistics.median(w for _, w, _ in results[name])
+        server = statistics.median(s for _, _, s in results[name])
+        print(
+            f"  {name:<20} CPU {cpu:6.0f} us + PostgreSQL backend {server:5.0f} us   wall {wall:6.0f} us   "
+            f"(process CPU {cpu / ceiling_cpu:3.1f}x the ceiling's)"
+        )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 
 from django.db import connection
@@ -58,6 +59,15 @@ _M8COM_BY_PHONE = (
 )
 
 
+# M8Com: fromNumber first, then toNumber; among the holders of one number the most
+# recently updated customer. Both numbers in one statement (one round trip for a miss).
+_M8COM_BY_PHONES = (
+    "SELECT " + ", ".join(f'c."{name}"' for name in M8COM_COLUMNS) + ', c."m8com_document", a."normalized" '  # noqa: S608
+    f'FROM "{_ADDRESS}" a JOIN "{_CUSTOMER}" c ON c."id" = a."customer_id" '
+    'WHERE a."brand_id" = %s AND a."kind" = \'telephone\' AND a."normalized" IN (%s, %s) AND c."brand_id" = %s '
+    'ORDER BY CASE WHEN a."normalized" = %s THEN 0 ELSE 1 END, c."updated_at" DESC, c."id" DESC LIMIT 1'
+)
+
 _local = threading.local()
 
 
@@ -81,6 +91,13 @@ def sql_rows(sql: str, params: list | dict) -> list[tuple]:
     if cursor is None or cursor.closed or cursor.connection is not raw:
         import psycopg
 
+        if raw.prepare_threshold is None and "prepare_threshold" not in connection.settings_dict["OPTIONS"]:
+            # Django turns psycopg's prepared statements off unless OPTIONS says
+            # otherwise (for poolers such as PgBouncer in transaction mode; set
+            # OPTIONS["prepare_threshold"] = None there to keep them off). Only
+            # statements executed with prepare=True, the ones here, are prepared:
+            # Django's own cursors bind on the client and never prepare.
+            raw.prepare_threshold = sys.maxsize
         cursor = _local.cursor = psycopg.Cursor(raw)
     with connection.wrap_database_errors:
         cursor.execute(sql, params, prepare=True)
@@ -106,3 +123,15 @@ def m8com_contact_by_phone(*, brand_id: int, normalized: str) -> tuple | None:
     this telephone number (E.164), as ``M8COM_COLUMNS + (m8com_document,)``."""
     rows = _rows(_M8COM_BY_PHONE, [brand_id, normalized, brand_id])
     return rows[0] if rows else None
+
+
+def m8com_contact_by_phones(*, brand_id: int, numbers: list[str]) -> tuple[tuple, str] | None:
+    """M8Com number lookup for up to two numbers in order of preference (E.164):
+    ``(M8COM_COLUMNS + (m8com_document,), the number that matched)`` of the most
+    recently updated customer of the brand holding the first number that anyone
+    holds, or None."""
+    if not numbers:
+        return None
+    first, second = numbers[0], numbers[-1]
+    rows = _rows(_M8COM_BY_PHONES, [brand_id, first, second, brand_id, first])
+    return (rows[0][:-1], rows[0][-1]) if rows else None

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from typing import Any
 
 import orjson
@@ -35,7 +36,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.views import APIView
 
 from customers.normalize import InvalidAddress, normalize_phone
-from customers.selectors import M8COM_COLUMNS, m8com_contact_by_phone
+from customers.selectors import M8COM_COLUMNS, m8com_contact_by_phones
 from hub.models import Brand, Integration
 
 from .common import InboundCall, error_response, json_response
@@ -60,8 +61,44 @@ def _compile(source: str):
     return _templates.from_string(source)
 
 
+# The template context's customer keys (_template_context); none is also an
+# attribute of dict, so Jinja's ``customer.<key>`` reads the key.
+CONTEXT_KEYS = frozenset((*M8COM_COLUMNS, "name", "company", "email", "emails", "phone", "phones"))
+if any(hasattr(dict, key) for key in CONTEXT_KEYS):
+    raise RuntimeError("A template context key shadows a dict attribute: Jinja would read the attribute.")
+_FIELD = re.compile(r"\{\{\s*customer\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+@functools.lru_cache(maxsize=512)
+def _substitution(source: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """A template that only puts customer fields into text (``.../{{ customer.customer_id }}/notes``,
+    the usual link) as (texts, field names); None when it needs Jinja (filters, tags, anything else)."""
+    parts = _FIELD.split(source)
+    texts, names = tuple(parts[0::2]), tuple(parts[1::2])
+    if any(mark in text for text in texts for mark in ("{{", "{%", "{#")) or not set(names) <= CONTEXT_KEYS:
+        return None
+    return texts, names
+
+
+def _jinja_text(value: Any) -> str:
+    """What Jinja writes for ``{{ value }}`` (autoescape off): str(), None as "None"."""
+    return value if isinstance(value, str) else str(value)
+
+
 def render_url(source: str, context: dict[str, Any]) -> str:
-    """A brand URL template rendered for one customer; "" when it fails (logged)."""
+    """A brand URL template rendered for one customer; "" when it fails (logged).
+    Templates that only substitute fields are filled in directly, with the same
+    result as Jinja's and a tenth of its cost (one render per link per uncached lookup)."""
+    plan = _substitution(source)
+    if plan is not None:
+        texts, names = plan
+        customer = context["customer"]
+        pieces = [texts[0]]
+        for name, text in zip(names, texts[1:], strict=True):
+            pieces.append(_jinja_text(customer[name]))
+            pieces.append(text)
+        url = "".join(pieces).strip()
+        return url if len(url) <= MAX_URL_LENGTH else ""
     try:
         url = _compile(source).render(context).strip()
     except TemplateError:
@@ -161,13 +198,13 @@ def m8com_lookup(request, brand_slug: str):
         cached = lookup_cache.get(key)
         if cached is None:
             cached = (None, None, "")
-            for name, number in numbers:
-                if number is None:
-                    continue
-                row = m8com_contact_by_phone(brand_id=brand.pk, normalized=number)
-                if row is not None:
-                    cached = (m8com_contact_body(brand, row), row[0], f"matched {name}")
-                    break
+            found = m8com_contact_by_phones(
+                brand_id=brand.pk, numbers=[number for _, number in numbers if number is not None]
+            )
+            if found is not None:
+                row, matched = found
+                name = next(name for name, number in numbers if number == matched)
+                cached = (m8com_contact_body(brand, row), row[0], f"matched {name}")
             lookup_cache.set(key, cached)
         body, customer_pk, note = cached
         if body is None:

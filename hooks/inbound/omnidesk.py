@@ -59,6 +59,8 @@ def _param(query, name: str) -> str | None:
         return None
     if len(value) > MAX_PARAM_LENGTH:
         raise QueryError(name, f"At most {MAX_PARAM_LENGTH} characters.")
+    if "\x00" in value:  # no stored value can hold one (PostgreSQL text refuses NUL)
+        raise QueryError(name, "Must not contain a NUL character.")
     return value
 
 
@@ -116,7 +118,7 @@ def omnidesk_lookup(request, brand_slug: str):
         if auth.status:
             return call.finish(AUTH_ERRORS[auth.reason]())
         brand = auth.brand
-        ticket = query.get("ticketID", "")
+        ticket = query.get("ticketID", "").replace("\x00", "")  # the request log is PostgreSQL text
         note = f"ticketID={ticket[:100]}" if ticket else ""
         try:
             kind, value = omnidesk_query_parse(query, region=brand.default_region)

@@ -271,6 +271,12 @@ def test_several_customers_sharing_an_address_are_all_returned(client, key, bran
         ),
         ({"primaryID": ""}, "primaryID", "primaryID must not be empty."),
         ({"primaryID": "x" * 255}, "primaryID", "At most 254 characters."),
+        ({"primaryID": "4\x002"}, "primaryID", "Must not contain a NUL character."),
+        (
+            {"channelAddressType": "email", "address": "a\x00@example.org"},
+            "address",
+            "Must not contain a NUL character.",
+        ),
     ],
 )
 def test_bad_parameters_are_400_naming_the_parameter(client, key, maria, params, field, message):
