@@ -63,7 +63,10 @@ def test_a_trailing_slash_reaches_the_endpoint(client, brand):
         "userId": "u-1",
     }
     response = client.post(
-        "/hooks/m8com/acme/calllog/", json.dumps(call), content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {m8com}"
+        "/hooks/m8com/acme/calllog/",
+        json.dumps(call),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {m8com}",
     )
     assert response.status_code == 200
     assert response.json()["status"] == "unmatched"
