@@ -50,6 +50,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="requests per scenario and round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", default="", help="cProfile this scenario once and print the top functions")
+    parser.add_argument("--only", default="", help="comma-separated scenarios (default: all)")
+    parser.add_argument(
+        "--no-request-log",
+        action="store_true",
+        help="measurement only: drop the request log rows (synclog.writer.record) to see what logging costs",
+    )
     args = parser.parse_args()
 
     meta = json.loads((RESULTS / f"lookup-{args.customers}-seed.json").read_text())
@@ -62,6 +68,10 @@ def main() -> None:
     from django.core.wsgi import get_wsgi_application
 
     app = get_wsgi_application()
+    if args.no_request_log:
+        from synclog import writer
+
+        writer.record = lambda row, **kwargs: None
     from hooks.inbound.lookup_cache import lookup_cache
 
     hot = max(1, (args.customers - 1) // stride + 1)
@@ -130,6 +140,8 @@ def main() -> None:
         raise SystemExit(f"unknown scenario {name}")
 
     names = ["ceiling", "omnidesk_cached", "omnidesk_uncached", "m8com_cached", "m8com_uncached"]
+    if args.only:
+        names = ["ceiling", *(name for name in args.only.split(",") if name in names and name != "ceiling")]
 
     from django.db import connection
 
@@ -187,6 +199,7 @@ def main() -> None:
     print(
         f"CPU per request, in-process, {args.customers:,} customers, {args.requests} requests x {args.rounds} rounds "
         f"(medians; load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}); statuses {dict(sorted(statuses.items()))}"
+        + ("; request log rows DROPPED" if args.no_request_log else "")
     )
     ceiling_cpu = statistics.median(cpu for cpu, _, _ in results["ceiling"])
     for name in names:

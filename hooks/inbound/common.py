@@ -58,9 +58,13 @@ class _CredentialQuery:
         self.fields: list = []
         self.decoded: dict[str, tuple] = {}
 
+    # Not read on the request path; left deferred (loaded on access), they save
+    # two timestamp conversions per call.
+    DEFERRED = frozenset({"created_at"})
+
     def prepare(self) -> None:
-        credential_fields = list(Credential._meta.concrete_fields)
-        brand_fields = list(Brand._meta.concrete_fields)
+        credential_fields = [f for f in Credential._meta.concrete_fields if f.name not in self.DEFERRED]
+        brand_fields = [f for f in Brand._meta.concrete_fields if f.name not in self.DEFERRED]
         columns = [f'c."{f.column}"' for f in credential_fields] + [f'b."{f.column}"' for f in brand_fields]
         self.sql = (
             f'SELECT {", ".join(columns)} FROM "{Credential._meta.db_table}" c '  # noqa: S608 - names from models

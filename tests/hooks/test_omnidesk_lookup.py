@@ -468,3 +468,17 @@ def test_a_key_or_brand_change_counts_from_the_very_next_call(client, key, brand
         credentials.update(integration="m8com")
     response = get(client, key, primaryID="2019000000000124")
     assert response.status_code == (404 if change == "brand inactive" else 403)
+
+
+def test_the_checked_key_and_brand_are_whole_instances(key, brand):
+    """The hot-path key check leaves a few columns out of its query; they still load on access."""
+    from hooks.inbound.common import credential_check
+    from hub.models import Brand
+
+    for _ in range(2):  # built from the row, then copied from the kept instances
+        auth = credential_check(brand_slug="acme", integration="omnidesk", secret=key, client_ip="127.0.0.1")
+        assert auth.status == 0
+        stored = Credential.objects.get(pk=auth.credential.pk)
+        assert (auth.credential.created_at, auth.credential.name) == (stored.created_at, stored.name)
+        assert auth.brand.created_at == Brand.objects.get(pk=brand.pk).created_at
+        assert auth.credential.brand is auth.brand
