@@ -30,6 +30,7 @@ import zoneinfo
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -63,7 +64,49 @@ JSON_FIELDS: dict[str, str] = {
     "moreInfoUrl": "more_info_url",
 }
 JSON_KEYS = {"customerID", "addresses", "customFields", "timeline", *JSON_FIELDS}
-TIMELINE_KEYS = {"externalID", "lastUpdate", "occurredAt", "type", "header", "message", "source", "url"}
+# The M8Com type-specific activity fields, as extra timeline keys (import and
+# export), so a round trip keeps tasks' due dates, deals' amounts and so on.
+TIMELINE_TEXT_EXTRAS = {
+    "customHeader": "custom_header",
+    "customDescription": "custom_description",
+    "associatedUser": "associated_user",
+    "status": "status",
+    "assignedUser": "assigned_user",
+    "fromNumber": "from_number",
+    "toNumber": "to_number",
+    "priority": "priority",
+    "pipeline": "pipeline",
+    "pipelineStage": "pipeline_stage",
+    "currency": "currency",
+    "venue": "venue",
+}
+TIMELINE_TIME_EXTRAS = {
+    "dueDate": "due_date",
+    "startTime": "start_time",
+    "createdDate": "created_date",
+    "closeDate": "close_date",
+    "startDate": "start_date",
+    "endDate": "end_date",
+}
+TIMELINE_BOOL_EXTRAS = {"markdown": "markdown", "done": "done", "allDay": "all_day"}
+TIMELINE_EXTRAS = {
+    **TIMELINE_TEXT_EXTRAS,
+    **TIMELINE_TIME_EXTRAS,
+    **TIMELINE_BOOL_EXTRAS,
+    "durationMs": "duration_ms",
+    "amount": "amount",
+}
+TIMELINE_KEYS = {
+    "externalID",
+    "lastUpdate",
+    "occurredAt",
+    "type",
+    "header",
+    "message",
+    "source",
+    "url",
+    *TIMELINE_EXTRAS,
+}
 ADDRESS_KEYS = {"address", "type", "comment"}
 # Error keys of the activity service, spelled as the timeline entry's keys.
 _TIMELINE_ERROR_NAMES = {
@@ -440,8 +483,9 @@ def _timeline_prepare(timeline: list, tz: zoneinfo.ZoneInfo) -> list[Activity]:
         entry_errors: dict[str, list[str]] = {}
         for key in sorted(set(entry) - TIMELINE_KEYS):
             entry_errors[f"{prefix}.{key}"] = [f"Unknown key (known: {', '.join(sorted(TIMELINE_KEYS))})."]
+        extras = _timeline_extras(entry, prefix, tz, entry_errors)
         texts: dict[str, str] = {}
-        for key in TIMELINE_KEYS & set(entry):
+        for key in (TIMELINE_KEYS - TIMELINE_EXTRAS.keys()) & set(entry):
             value = entry[key]
             if isinstance(value, int) and not isinstance(value, bool) and key == "externalID":
                 value = str(value)
@@ -481,11 +525,78 @@ def _timeline_prepare(timeline: list, tz: zoneinfo.ZoneInfo) -> list[Activity]:
                 except ValidationError as exc:
                     entry_errors[f"{prefix}.{_TIMELINE_ERROR_NAMES[name]}"] = exc.messages
         if not entry_errors:
-            activities.append(_activity_new(kind=kind, occurred_at=occurred_at, **values))
+            activities.append(_activity_new(kind=kind, occurred_at=occurred_at, **values, **extras))
         errors.update(entry_errors)
     if errors:
         raise ValidationError(errors)
     return activities
+
+
+def _timeline_extras(entry: dict, prefix: str, tz: zoneinfo.ZoneInfo, errors: dict[str, list[str]]) -> dict:
+    """The type-specific fields of one timeline entry, checked like the model would."""
+    values: dict[str, Any] = {}
+    for key in TIMELINE_EXTRAS.keys() & set(entry):
+        value, name, where = entry[key], TIMELINE_EXTRAS[key], f"{prefix}.{key}"
+        if value is None or value == "":
+            continue
+        if key in TIMELINE_TEXT_EXTRAS:
+            if not isinstance(value, str):
+                errors[where] = [f"Expected a string, got {_json_type(value)}."]
+                continue
+            try:
+                values[name] = _text_clean(Activity._meta.get_field(name), value.strip())
+            except ValidationError as exc:
+                errors[where] = exc.messages
+        elif key in TIMELINE_TIME_EXTRAS:
+            moment = _parse_time(value, tz) if isinstance(value, str) else None
+            if moment is None:
+                errors[where] = [f"{value!r} is not a time such as 2021-12-21T14:00:11Z."]
+            else:
+                values[name] = moment
+        elif key in TIMELINE_BOOL_EXTRAS:
+            if not isinstance(value, bool):
+                errors[where] = [f"Expected true or false, got {_json_type(value)}."]
+            else:
+                values[name] = value
+        elif key == "durationMs":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                errors[where] = ["Expected a whole number of milliseconds (0 or more)."]
+            else:
+                values[name] = value
+        elif key == "amount":
+            try:
+                plain = isinstance(value, (int, float, str)) and not isinstance(value, bool)
+                amount = Decimal(str(value)) if plain else None
+            except InvalidOperation:
+                amount = None
+            if amount is None or not amount.is_finite():
+                errors[where] = [f"{value!r} is not an amount such as 1200.50."]
+                continue
+            try:
+                values[name] = Activity._meta.get_field(name).clean(amount, None)
+            except ValidationError as exc:
+                errors[where] = exc.messages
+    return values
+
+
+def _timeline_extras_export(activity: Activity) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, name in TIMELINE_TEXT_EXTRAS.items():
+        if getattr(activity, name):
+            out[key] = getattr(activity, name)
+    for key, name in TIMELINE_TIME_EXTRAS.items():
+        moment = getattr(activity, name)
+        if moment is not None:
+            out[key] = moment.astimezone(zoneinfo.ZoneInfo("UTC")).isoformat().replace("+00:00", "Z")
+    for key, name in TIMELINE_BOOL_EXTRAS.items():
+        value = getattr(activity, name)
+        if value or (name != "markdown" and value is not None):  # done / allDay: false is information too
+            out[key] = value
+    if activity.duration_ms is not None:
+        out["durationMs"] = activity.duration_ms
+    if activity.amount is not None:
+        out["amount"] = str(activity.amount)
+    return out
 
 
 _activity_build = services.InstanceBuilder(Activity)
@@ -909,7 +1020,7 @@ def _address_item(address: Address) -> dict[str, str]:
     return item
 
 
-def _timeline_item(activity: Activity, tz: zoneinfo.ZoneInfo) -> dict[str, str]:
+def _timeline_item(activity: Activity, tz: zoneinfo.ZoneInfo) -> dict[str, Any]:
     item = {
         "externalID": activity.external_id,
         "lastUpdate": activity.occurred_at.astimezone(tz).strftime(LAST_UPDATE_FORMAT),
@@ -921,6 +1032,7 @@ def _timeline_item(activity: Activity, tz: zoneinfo.ZoneInfo) -> dict[str, str]:
     if activity.header:
         item["header"] = activity.header
     item["occurredAt"] = activity.occurred_at.astimezone(zoneinfo.ZoneInfo("UTC")).isoformat().replace("+00:00", "Z")
+    item.update(_timeline_extras_export(activity))
     return item
 
 

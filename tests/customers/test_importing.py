@@ -464,3 +464,65 @@ def test_crm_syncs_cached_inside_one_atomic_block_follow_saves_and_savepoint_rol
         assert [a.action for a in crm_actions_for(brand_id=brand.pk)] == ["update"]
         sync.delete()
         assert crm_actions_for(brand_id=brand.pk) == []
+
+
+def test_type_specific_activity_fields_survive_export_and_import_into_another_brand(brand):
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from customers.services import activity_record
+
+    when = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
+    customer = factories.customer(brand, customer_id="TS1")
+    specs = [
+        {"kind": "NOTE", "external_id": "n1", "body": "**bold**", "markdown": True, "associated_user": "sanne"},
+        {"kind": "TASK", "external_id": "t1", "due_date": when, "status": "Pending", "done": False,
+         "assigned_user": "sanne@example.com"},
+        {"kind": "CALL", "external_id": "c1", "from_number": "+31612345678", "to_number": "+31201234567",
+         "duration_ms": 134000, "start_time": when},
+        {"kind": "TICKET", "external_id": "k1", "created_date": when, "priority": "HIGH", "pipeline": "Support",
+         "pipeline_stage": "Open", "custom_header": "Ticket #1", "custom_description": "Printer"},
+        {"kind": "DEAL", "external_id": "d1", "close_date": when, "currency": "EUR", "amount": Decimal("1200.50"),
+         "done": True},
+        {"kind": "APPOINTMENT", "external_id": "a1", "start_date": when, "end_date": when, "all_day": False,
+         "venue": "Video call"},
+    ]
+    for spec in specs:
+        activity_record(customer=customer, occurred_at=when, **spec)
+    out = io.StringIO()
+    customers_export(brand=brand, out=out)
+    (item,) = json.loads(out.getvalue())
+    by_id = {entry["externalID"]: entry for entry in item["timeline"]}
+    assert by_id["t1"]["dueDate"] == "2026-03-01T09:30:00Z" and by_id["t1"]["done"] is False
+    assert (by_id["c1"]["durationMs"], by_id["c1"]["fromNumber"]) == (134000, "+31612345678")
+    assert (by_id["d1"]["amount"], by_id["d1"]["currency"]) == ("1200.50", "EUR")
+    assert by_id["n1"]["markdown"] is True and "markdown" not in by_id["t1"]
+
+    twin = factories.BrandFactory(slug="twin2", default_region="NL", time_zone="Europe/Amsterdam")
+    assert customers_import(brand=twin, rows=json_rows_read(out.getvalue())).created == 1
+    fields = [f.name for f in Activity._meta.concrete_fields if f.name not in ("id", "customer", "created_at")]
+    original = sorted(Activity.objects.filter(customer__brand=brand).values(*fields), key=lambda a: a["external_id"])
+    copied = sorted(Activity.objects.filter(customer__brand=twin).values(*fields), key=lambda a: a["external_id"])
+    assert copied == original
+    again = io.StringIO()
+    customers_export(brand=twin, out=again)
+    timeline_again = json.loads(again.getvalue())[0]["timeline"]
+    assert sorted(timeline_again, key=lambda e: e["externalID"]) == sorted(item["timeline"], key=lambda e: e["externalID"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"dueDate": "tomorrow"}, "timeline[0].dueDate"),
+        ({"durationMs": "12"}, "timeline[0].durationMs"),
+        ({"amount": "lots"}, "timeline[0].amount"),
+        ({"priority": "URGENT"}, "timeline[0].priority"),
+        ({"done": "yes"}, "timeline[0].done"),
+    ],
+)
+def test_bad_type_specific_fields_reject_the_row_with_the_field_named(brand, extra, message):
+    entry = {"type": "task", "lastUpdate": "2026-03-01 10:30:00", "message": "x", "externalID": "e1", **extra}
+    result = run(brand, [{"customerID": "X1", "customerFirstname": "A", "timeline": [entry]}])
+    assert result.created == 0
+    (rejected,) = result.rejected
+    assert message in str(rejected)
