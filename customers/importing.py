@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import orjson
 from django.core.exceptions import ValidationError
@@ -117,8 +117,14 @@ _TIMELINE_ERROR_NAMES = {
     "link_url": "url",
 }
 _ACTIVITY_KINDS = frozenset(ActivityKind.values)
+def _concrete_field(model: type[models.Model], name: str) -> models.Field:
+    field = model._meta.get_field(name)
+    assert isinstance(field, models.Field)  # a column, never a reverse relation
+    return field
+
+
 _ACTIVITY_FIELDS = {
-    name: Activity._meta.get_field(name) for name in ("external_id", "source", "header", "body", "link_url")
+    name: _concrete_field(Activity, name) for name in ("external_id", "source", "header", "body", "link_url")
 }
 LAST_UPDATE_FORMAT = "%Y-%m-%d %H:%M:%S"  # Omnidesk timeline lastUpdate, brand time zone
 
@@ -339,9 +345,11 @@ def _csv_row(where: str, cells: list[str], columns: list[str], plan: list[tuple[
         elif role == "field":
             row.fields[target] = value
         elif role == "address" and value:
+            assert row.addresses is not None and row.address_columns is not None  # set above when planned
             row.addresses.append({"type": target, "address": value, "comment": comment})
             row.address_columns.append(column)
         elif role == "custom" and value:
+            assert row.custom_fields is not None
             row.custom_fields.append({target: value})
     return row
 
@@ -349,7 +357,7 @@ def _csv_row(where: str, cells: list[str], columns: list[str], plan: list[tuple[
 # ---------------------------------------------------------------- validation
 
 
-_CUSTOMER_FIELDS = {name: Customer._meta.get_field(name) for name in services.CUSTOMER_FIELDS}
+_CUSTOMER_FIELDS = {name: _concrete_field(Customer, name) for name in services.CUSTOMER_FIELDS}
 # Fields whose only check is their length (no URL / time zone validators, no choices).
 _LENGTH_ONLY = {
     field
@@ -362,7 +370,7 @@ class _CompiledURLValidator(URLValidator):
     """Django's URLValidator with its regular expression compiled once (the lazy one
     costs more per call than the match itself when 100k URLs are checked)."""
 
-    regex = re.compile(URLValidator.regex.pattern, URLValidator.regex.flags)
+    regex = re.compile(cast(re.Pattern[str], URLValidator.regex).pattern, cast(re.Pattern[str], URLValidator.regex).flags)
 
 
 _URL_VALIDATOR = _CompiledURLValidator()
@@ -468,6 +476,7 @@ def _addresses_prepare(brand: Brand, row: Row) -> list[Address]:
         named: dict[str, list[str]] = {}
         for key, messages in exc.message_dict.items():
             index = int(key.split("[", 1)[1].split("]", 1)[0])
+            assert row.address_columns is not None  # CSV rows with addresses carry their columns
             named[row.address_columns[index]] = messages
         raise ValidationError(named) from exc
 
@@ -544,7 +553,7 @@ def _timeline_extras(entry: dict, prefix: str, tz: zoneinfo.ZoneInfo, errors: di
                 errors[where] = [f"Expected a string, got {_json_type(value)}."]
                 continue
             try:
-                values[name] = _text_clean(Activity._meta.get_field(name), value.strip())
+                values[name] = _text_clean(_concrete_field(Activity, name), value.strip())
             except ValidationError as exc:
                 errors[where] = exc.messages
         elif key in TIMELINE_TIME_EXTRAS:
@@ -573,7 +582,7 @@ def _timeline_extras(entry: dict, prefix: str, tz: zoneinfo.ZoneInfo, errors: di
                 errors[where] = [f"{value!r} is not an amount such as 1200.50."]
                 continue
             try:
-                values[name] = Activity._meta.get_field(name).clean(amount, None)
+                values[name] = _concrete_field(Activity, name).clean(amount, None)
             except ValidationError as exc:
                 errors[where] = exc.messages
     return values
@@ -609,6 +618,7 @@ def _activity_new(**values: Any) -> Activity:
 
 def _parse_time(text: str, tz: zoneinfo.ZoneInfo) -> datetime | None:
     """Omnidesk's "2021-12-21 15:00:11" (brand time zone) or ISO 8601 with an offset."""
+    value: datetime | None
     try:
         value = datetime.fromisoformat(text)  # C-fast; covers both spellings
     except ValueError:
@@ -685,6 +695,7 @@ def _chunk_write_safely(brand: Brand, prepared: list[_Prepared], result: ImportR
     """Write a chunk; if the database refuses it (e.g. a concurrent writer), retry row by row."""
     if not prepared:
         return
+    counts: tuple[int, ...]
     try:
         counts = _chunk_write(brand, prepared)
     except DatabaseError:
@@ -722,19 +733,19 @@ def _chunk_write(brand: Brand, prepared: list[_Prepared]) -> tuple[int, int, int
     return created, updated, unchanged
 
 
-def _rows_insert(model: type, objects: list, names: list[str]) -> None:
+def _rows_insert(model: type[models.Model], objects: list, names: list[str]) -> None:
     """A plain multi-row INSERT through the cursor (executemany): the ORM's per-value
     compilation costs more than SQLite itself for 100k rows."""
     if not objects:
         return
     conn = connections[DEFAULT_DB_ALIAS]
-    fields = [model._meta.get_field(name) for name in names]
+    fields = [_concrete_field(model, name) for name in names]
     # Text and foreign-key values go to the driver as they are; others through the field.
     plain = [isinstance(f, (models.CharField, models.TextField)) or f.is_relation for f in fields]
     attnames = [f.attname for f in fields]
     quote = conn.ops.quote_name
     table = quote(model._meta.db_table)
-    columns = ", ".join(quote(f.column) for f in fields)
+    columns = ", ".join(quote(f.attname if f.column is None else f.column) for f in fields)
     placeholders = ", ".join(["%s"] * len(fields))
     sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"  # noqa: S608 (names from model metadata)
     # Other values (times, numbers) through the field once per distinct value and column:
@@ -856,18 +867,18 @@ def _customers_update(brand: Brand, items: list[tuple[int, _Prepared]], now: dat
         stored_addresses.setdefault(row[0], []).append(row[1:])
     stored_fields: dict[int, list[tuple]] = {}
     with_fields = [pk for pk, item in items if item.custom_fields is not None]
-    for row in (
+    for field_row in (
         CustomField.objects.filter(customer_id__in=with_fields)
         .order_by("customer_id", "position", "pk")
         .values_list("customer_id", "key", "value")
     ):
-        stored_fields.setdefault(row[0], []).append(row[1:])
+        stored_fields.setdefault(field_row[0], []).append(field_row[1:])
     known_activities: dict[int, set[tuple]] = {}
     with_timeline = [pk for pk, item in items if item.activities]
-    for row in Activity.objects.filter(customer_id__in=with_timeline).values_list(
+    for activity_row in Activity.objects.filter(customer_id__in=with_timeline).values_list(
         "customer_id", "kind", "source", "external_id", "occurred_at", "header", "body"
     ):
-        known_activities.setdefault(row[0], set()).add(_activity_key(*row[1:]))
+        known_activities.setdefault(activity_row[0], set()).add(_activity_key(*activity_row[1:]))
 
     changes: dict[int, tuple[_Prepared, dict[str, Any], bool, bool, list[Activity]]] = {}
     for pk, item in items:
@@ -941,12 +952,12 @@ def _children_replace(
         _rows_insert(Address, rows, _ADDRESS_COLUMNS)
     if custom_fields:
         CustomField.objects.filter(customer_id__in=list(custom_fields)).delete()
-        rows = []
-        for pk, items in custom_fields.items():
-            for custom_field in items:
+        field_rows: list[CustomField] = []
+        for pk, fields in custom_fields.items():
+            for custom_field in fields:
                 custom_field.customer_id = pk
-                rows.append(custom_field)
-        _rows_insert(CustomField, rows, _CUSTOM_FIELD_COLUMNS)
+                field_rows.append(custom_field)
+        _rows_insert(CustomField, field_rows, _CUSTOM_FIELD_COLUMNS)
 
 
 # ---------------------------------------------------------------- export

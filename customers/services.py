@@ -83,7 +83,7 @@ class InstanceBuilder:
         state.update(values)
         if related:
             for name, value in related.items():
-                state[model._meta.get_field(name).attname] = value.pk
+                state[model._meta.get_field(name).attname] = value.pk  # type: ignore[union-attr]  # a foreign key
                 obj._state.fields_cache[name] = value
         return obj
 
