@@ -527,7 +527,9 @@ def main() -> None:
             flush=True,
         )
 
-        consumed = 0
+        # Numbers already asked for, per endpoint (their answers are cached under
+        # different keys, so each endpoint walks the hot pool on its own).
+        consumed: dict[str, int] = {}
         only = {name for name in args.only.split(",") if name}
         plan = [
             ("ceiling", {"hit": "/bench/ceiling"}, False),
@@ -541,16 +543,18 @@ def main() -> None:
         plan = [step for step in plan if not only or step[0] in only]
 
         def measure(name: str, kwargs: dict, distinct: bool, **extra) -> dict:
-            nonlocal consumed
             kwargs = {"pool": hot if distinct else args.working_set, **kwargs, **extra}
+            endpoint = name.split("_")[0]
+            start = consumed.get(endpoint, 0)
             if args.warmup:
-                warm = run_wrk(wrk, args, stride=stride, start=consumed, duration=args.warmup, **kwargs)
+                warm = run_wrk(wrk, args, stride=stride, start=start, duration=args.warmup, **kwargs)
                 if distinct:
-                    consumed += warm["requests"] + args.connections * 4
-            result = run_wrk(wrk, args, stride=stride, start=consumed, duration=args.duration, **kwargs)
+                    start += warm["requests"] + args.connections * 4
+            result = run_wrk(wrk, args, stride=stride, start=start, duration=args.duration, **kwargs)
             if distinct:
-                consumed += result["requests"] + args.connections * 4
-                result["wrapped"] = consumed > hot
+                start += result["requests"] + args.connections * 4
+                consumed[endpoint] = start
+                result["wrapped"] = start > hot
             print(
                 f"  {name:<24} {result['rps']:>8.0f} req/s   p50 {result['p50_ms']:7.2f} ms   "
                 f"p99 {result['p99_ms']:7.2f} ms   non-2xx {result['status_errors']:>6}   "
