@@ -43,6 +43,7 @@ test: install lint browser
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy .
 
 bench-lookup: install
 	$(PY) bench/lookup.py $(BENCH_ARGS)

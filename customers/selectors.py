@@ -87,8 +87,8 @@ def sql_rows(sql: str, params: list | dict) -> list[tuple]:
             return cursor.fetchall()
     connection.ensure_connection()
     raw = connection.connection
-    cursor = getattr(_local, "cursor", None)
-    if cursor is None or cursor.closed or cursor.connection is not raw:
+    hot = getattr(_local, "cursor", None)  # psycopg's own cursor, not Django's wrapper
+    if hot is None or hot.closed or hot.connection is not raw:
         import psycopg
 
         if raw.prepare_threshold is None and "prepare_threshold" not in connection.settings_dict["OPTIONS"]:
@@ -98,10 +98,10 @@ def sql_rows(sql: str, params: list | dict) -> list[tuple]:
             # statements executed with prepare=True, the ones here, are prepared:
             # Django's own cursors bind on the client and never prepare.
             raw.prepare_threshold = sys.maxsize
-        cursor = _local.cursor = psycopg.Cursor(raw)
+        hot = _local.cursor = psycopg.Cursor(raw)
     with connection.wrap_database_errors:
-        cursor.execute(sql, params, prepare=True)
-        return cursor.fetchall()
+        hot.execute(sql, params, prepare=True)
+        return hot.fetchall()
 
 
 _rows = sql_rows

@@ -204,10 +204,10 @@ class InboundCall:
                 "note": note[:300],
                 "created_at": now,
             }
-            touch = credential is not None and credential_needs_touch(credential)
-            if touch:
-                credential.last_used_at = now
-            writer.record(row, credential_id=credential.pk if touch else None, used_at=now)
+            touched = credential if credential is not None and credential_needs_touch(credential) else None
+            if touched is not None:
+                touched.last_used_at = now
+            writer.record(row, credential_id=touched.pk if touched is not None else None, used_at=now)
         except Exception:  # noqa: BLE001 - a log failure never fails the call
             import logging
 

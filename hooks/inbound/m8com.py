@@ -183,6 +183,7 @@ def m8com_lookup(request, brand_slug: str):
         if auth.status:
             return call.finish(json_response(INVALID_SECRET, 403))
         brand = auth.brand
+        assert brand is not None  # an accepted key always comes with its brand
         query = request.GET
         from_number = query.get("fromNumber", "")
         if not from_number.strip():
@@ -211,7 +212,7 @@ def m8com_lookup(request, brand_slug: str):
             response = json_response(NO_CONTACT, 404)
             # A miss is a normal answer, not an error: keep it out of Django's
             # "Not Found" warnings (it is in the request log like every call).
-            response._has_been_logged = True
+            response._has_been_logged = True  # type: ignore[attr-defined]  # Django's own marker (log_response)
             return call.finish(response, customers_returned=0)
         return call.finish(json_response(None, raw=body), customers_returned=1, customer_id=customer_pk, note=note)
     except Exception:  # noqa: BLE001 - a JSON 500, never an HTML page

@@ -118,6 +118,7 @@ def omnidesk_lookup(request, brand_slug: str):
         if auth.status:
             return call.finish(AUTH_ERRORS[auth.reason]())
         brand = auth.brand
+        assert brand is not None  # an accepted key always comes with its brand
         ticket = query.get("ticketID", "").replace("\x00", "")  # the request log is PostgreSQL text
         note = f"ticketID={ticket[:100]}" if ticket else ""
         try:

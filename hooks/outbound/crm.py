@@ -67,15 +67,18 @@ def prepare(delivery: Delivery) -> dict[str, Any]:
 
 
 def _remote_id(action: CrmSyncAction, delivery: Delivery) -> str:
+    customer_pk = delivery.customer_id
+    assert customer_pk is not None  # CRM deliveries are always about one customer
+
     def fetch() -> str:
         found = (
-            RemoteId.objects.filter(sync_id=action.sync_id, customer_pk=delivery.customer_id)
+            RemoteId.objects.filter(sync_id=action.sync_id, customer_pk=customer_pk)
             .values_list("remote_id", flat=True)
             .first()
         )
         return found or ""
 
-    return registry.memo(("remote_id", action.sync_id, delivery.customer_id), fetch)
+    return registry.memo(("remote_id", action.sync_id, customer_pk), fetch)
 
 
 def prefetch(deliveries: list[Delivery]) -> None:
@@ -100,6 +103,7 @@ def prefetch(deliveries: list[Delivery]) -> None:
 def on_delivered(delivery: Delivery, config: CrmSyncAction, status: int, text: str) -> str:
     if delivery.context.get("test"):
         return ""
+    assert delivery.customer_id is not None  # CRM deliveries are always about one customer
     if config.action == CrmAction.DELETE:
         with transaction.atomic():
             RemoteId.objects.filter(sync_id=config.sync_id, customer_pk=delivery.customer_id).delete()

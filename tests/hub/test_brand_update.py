@@ -105,6 +105,7 @@ def test_the_brand_admin_and_import_config_change_the_time_zone_through_the_serv
     response = client.post(f"/admin/hub/brand/{brand.pk}/change/", form)
     assert response.status_code == 302, response.content.decode()[:2000]
     assert stored(customer)[0]["timeline"][0]["lastUpdate"] == "2026-07-01 21:00:11"
+    assert Brand.history.filter(id=brand.pk).latest("history_date").history_user == root  # who changed it
 
     config = {"format": "hookhub-config", "version": 1, "brand": "acme", "brand_settings": {"time_zone": "UTC"}}
     path = tmp_path / "acme.json"
