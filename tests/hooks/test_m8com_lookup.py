@@ -399,7 +399,7 @@ def test_every_call_is_logged_without_the_secret(client, brand, secret, maria):
     assert (row.brand, row.endpoint, row.status, row.customers_returned) == (brand, "m8com.lookup", 200, 1)
     assert row.customer_id == maria.pk
     assert row.credential_prefix == secret[:10]
-    assert row.query == "fromNumber=+46+70+123+45+67"
+    assert row.query == "fromNumber=%2B46+70+123+45+67"  # as sent
     assert row.note == "matched fromNumber"
     for value in InboundRequest.objects.values().get().values():
         assert secret not in str(value)

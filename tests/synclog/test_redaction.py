@@ -25,12 +25,16 @@ def console():
 
 
 def test_redact_query_masks_keys_only():
+    # The query as sent (never re-encoded), only secret values masked.
     assert redact_query("key=hh_abc123&channelAddressType=email&address=a%40b.nl&ticketID=9") == (
-        f"key={MASK}&channelAddressType=email&address=a@b.nl&ticketID=9"
+        f"key={MASK}&channelAddressType=email&address=a%40b.nl&ticketID=9"
     )
+    # A secret parameter's name written percent-encoded or in another case is still a secret.
+    assert redact_query("k%65y=hh_1&KEY=hh_2&token=t&x=1&flag") == f"k%65y={MASK}&KEY={MASK}&token={MASK}&x=1&flag"
+    assert redact_query("") == ""
     assert (
         redact_query("API_KEY=1&token=2&fromNumber=%2B46701234567")
-        == f"API_KEY={MASK}&token={MASK}&fromNumber=+46701234567"
+        == f"API_KEY={MASK}&token={MASK}&fromNumber=%2B46701234567"
     )
 
 
