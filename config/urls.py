@@ -12,6 +12,8 @@ def healthz(request):
 
 
 urlpatterns = [
+    # First: the platform endpoints are the hot path (resolved on every lookup).
+    path("hooks/", include("hooks.urls")),
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="hub-dashboard-home"),
     path("admin/dashboard/<slug:slug>/", admin.site.admin_view(dashboard_view), name="hub-dashboard"),
@@ -21,5 +23,4 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
-    path("hooks/", include("hooks.urls")),
 ]
