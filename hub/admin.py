@@ -16,7 +16,6 @@ from .tenancy import (
     admin_brand_ids,
     history_sources,
     member_brand_ids,
-    membership_grant,
     recent_changes,
 )
 
@@ -24,8 +23,9 @@ CHANGES_SHOWN = 200
 
 
 class MembershipFormsetMixin:
-    """Memberships added or changed in an inline go through membership_grant,
-    which makes the user staff: the operator only picks user, brand and role."""
+    """Memberships added or changed in an inline go through services.membership_save,
+    which makes the user staff (the operator only picks user, brand and role) and,
+    when a row is moved to another user or brand, revokes the old access."""
 
     def save_formset(self, request, form, formset, change):
         if formset.model is not Membership:
@@ -34,7 +34,7 @@ class MembershipFormsetMixin:
         for membership in formset.deleted_objects:
             membership.delete()
         for membership in memberships:
-            membership_grant(user=membership.user, brand=membership.brand, role=membership.role)
+            services.membership_save(membership=membership)
         return None
 
 
@@ -166,7 +166,7 @@ class MembershipAdmin(SimpleHistoryAdmin):
     has_change_permission = has_add_permission = has_delete_permission = has_view_permission
 
     def save_model(self, request, obj, form, change):
-        membership = membership_grant(user=obj.user, brand=obj.brand, role=obj.role)
+        membership = services.membership_save(membership=obj)
         obj.pk = membership.pk
 
 

@@ -9,7 +9,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from .models import Brand, Credential, Integration
+from .models import Brand, Credential, Integration, Membership, Role
 
 SECRET_BYTES = 32
 PREFIX_LENGTH = 10
@@ -94,3 +94,36 @@ def credential_revoke(*, credential: Credential) -> Credential:
         credential.revoked_at = timezone.now()
         credential.save(update_fields=["revoked_at"])
     return credential
+
+
+def membership_grant(*, user, brand: Brand, role: str) -> Membership:
+    """Give a user a role in a brand (or change it); the user becomes staff so
+    the admin lets them in. Roles are memberships, not Django groups: see docs/roles.md."""
+    if role not in Role.values:
+        raise ValueError(f"Unknown role {role!r}; one of {', '.join(Role.values)}.")
+    with transaction.atomic():
+        membership, _ = Membership.objects.update_or_create(user=user, brand=brand, defaults={"role": role})
+        staff_ensure(user=user)
+    return membership
+
+
+def staff_ensure(*, user) -> None:
+    if not user.is_staff:
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])
+
+
+
+def membership_save(*, membership: Membership) -> Membership:
+    """An admin form's membership: a new one, a new role, or — when the form moved
+    an existing row to another user or brand — the old access revoked and the new
+    one granted, in one transaction (both recorded in the history)."""
+    with transaction.atomic():
+        if membership.pk is not None:
+            original = Membership.objects.filter(pk=membership.pk).first()
+            if original is not None and (original.user_id, original.brand_id) != (
+                membership.user_id,
+                membership.brand_id,
+            ):
+                original.delete()
+        return membership_grant(user=membership.user, brand=membership.brand, role=membership.role)

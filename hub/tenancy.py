@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from django.contrib import admin
 from django.contrib.admin.utils import NotRelationField, flatten_fieldsets, get_fields_from_path, unquote
 from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist, PermissionDenied, ValidationError
-from django.db import transaction
 from django.db.models import F, Model, QuerySet
 from django.http import Http404
 from django.urls import NoReverseMatch, reverse
@@ -76,26 +75,6 @@ def brand_id_of(obj: Model, lookup: str) -> int | None:
         if target is None:
             return None
     return getattr(target, f"{parts[-1]}_id", None)
-
-
-def membership_grant(*, user, brand: Brand, role: str) -> Membership:
-    """Give a user a role in a brand (or change it); the user becomes staff so
-    the admin lets them in. Roles are memberships, not Django groups: see docs/roles.md.
-
-    Lives here rather than in hub/services.py only because of file ownership
-    during issue 6; it is a service (keyword-only, no request)."""
-    if role not in Role.values:
-        raise ValueError(f"Unknown role {role!r}; one of {', '.join(Role.values)}.")
-    with transaction.atomic():
-        membership, _ = Membership.objects.update_or_create(user=user, brand=brand, defaults={"role": role})
-        staff_ensure(user=user)
-    return membership
-
-
-def staff_ensure(*, user) -> None:
-    if not user.is_staff:
-        user.is_staff = True
-        user.save(update_fields=["is_staff"])
 
 
 class ScopedAllValuesFieldListFilter(admin.AllValuesFieldListFilter):

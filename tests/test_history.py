@@ -12,8 +12,7 @@ from django.urls import reverse
 from hooks.outbound.models import SECRET_FIELDS, CrmSync, CrmSyncAction, WebhookRequestConfig
 from hooks.rules.models import EventRule
 from hub.models import Credential, Membership, Role
-from hub.services import credential_issue
-from hub.tenancy import membership_grant
+from hub.services import credential_issue, membership_grant
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -345,3 +344,21 @@ def test_an_operator_assigns_people_on_the_brand_page_and_a_brand_admin_cannot(c
     assert "members (admins configure, auditors read)" not in html
     assert client.get(reverse("admin:hub_membership_changelist")).status_code == 403
     assert client.get(reverse("admin:auth_user_changelist")).status_code == 403
+
+
+def test_moving_a_membership_to_another_user_revokes_the_old_access(admin_client, brand, other_brand):
+    alice = factories.member(brand, Role.ADMIN, username="alice")
+    bob = factories.UserFactory(username="bob", is_staff=False)
+    bob.save()
+    membership = Membership.objects.get(user=alice)
+    response = admin_client.post(
+        reverse("admin:hub_membership_change", args=[membership.pk]),
+        {"user": bob.pk, "brand": other_brand.pk, "role": Role.AUDITOR},
+    )
+    assert response.status_code == 302, response.content.decode()[:1500]
+    assert list(Membership.objects.values_list("user__username", "brand__slug", "role")) == [
+        ("bob", "globex", "auditor")
+    ]
+    bob.refresh_from_db()
+    assert bob.is_staff
+    assert Membership.history.filter(user_id=alice.pk, history_type="-").exists()  # the revocation is recorded
