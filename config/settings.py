@@ -102,6 +102,12 @@ TEMPLATES = [
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'hookhub.sqlite3'}")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and not env.bool(
+    "HUB_DB_PREPARED_STATEMENTS", default=True
+):
+    # Behind a pooler in transaction mode (PgBouncer before 1.21) prepared
+    # statements break; the lookups' hot cursor honours this (customers.selectors).
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = None
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web process read while the worker writes; a busy timeout
     # instead of "database is locked" under the embedded web + worker pair.

@@ -281,8 +281,9 @@ def config_import(*, data: Any, brand_slug: str | None = None, environ: dict[str
         raise ConfigError(errors)
     settings_item = data.get("brand_settings")
     if isinstance(settings_item, dict) and data.get("brand") != brand.slug:
-        # A copy into another brand (--brand) takes its settings but keeps its own name.
-        data = {**data, "brand_settings": {k: v for k, v in settings_item.items() if k != "name"}}
+        # A copy into another brand (--brand) takes its settings but keeps its own
+        # name and its active flag (a staging file must never switch production off).
+        data = {**data, "brand_settings": {k: v for k, v in settings_item.items() if k not in ("name", "is_active")}}
     secrets = SecretResolver(environ)
     for key, section in _sections.items():
         if key in data:

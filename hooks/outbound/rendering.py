@@ -15,9 +15,10 @@ lands, so a customer named ``Jo "J" <b>&\\n`` still yields valid data:
 
 ``{{ x|tojson }}`` and ``{{ x|raw }}`` are written as they are (the admin takes
 responsibility). EddyDesk writes its tags with single braces (``{link_staff}``,
-``.../tickets/{parent_ticket_id}/comments/``): ``{name}`` or ``{a.b}`` is the
-same as ``{{ name }}`` / ``{{ a.b }}``, and an unknown single-brace tag is
-refused when the configuration is saved (it would otherwise go out as text).
+``.../tickets/{customer.customer_id}/comments/``): ``{name}`` or ``{a.b}`` whose
+first part is a token (``TAG_ROOTS``) is the same as ``{{ name }}``; any other
+single-brace text is sent as written, and an unknown tag in the URL is refused
+when the configuration is saved.
 A JSON or XML body that does not parse after rendering is a
 :class:`RenderError` (logged as a delivery error, never a crash).
 """
@@ -30,7 +31,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
-from urllib.parse import quote, quote_plus, urlsplit
+from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 from xml.sax.saxutils import escape as xml_escape
 
 from defusedxml import ElementTree as SafeET
@@ -38,6 +39,8 @@ from django.conf import settings
 from jinja2 import ChainableUndefined, TemplateError, Undefined
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
+
+from synclog.redaction import is_secret_header
 
 CONTENT_TYPES = {
     "json": "application/json",
@@ -127,17 +130,40 @@ def environment(part: str) -> SandboxedEnvironment:
     return env
 
 
-# {tag} or {a.b}, not part of {{ }} / {% %} and not ${shell}-style text.
+# EddyDesk's {tag}: a single-brace name whose first part is a token of the hub's
+# contexts. Anything else in single braces ({ viewer { login } }, GraphQL, a JS
+# object, a receiver's own "Hello {name}" template) is literal text, and text
+# inside {{ }}, {% %}, {# #} and {% raw %} blocks is never touched.
+TAG_ROOTS = frozenset(
+    {"person", "user", "customer", "customer_id", "remote_id", "event", "call", "brand", "hub", "link_staff"}
+)
 _SINGLE_BRACE_TAG = re.compile(r"(?<![{$\w])\{\s*([A-Za-z_]\w*(?:\.\w+)*)\s*\}(?!\})")
+_JINJA_PARTS = re.compile(r"(\{%-?\s*raw\s*-?%\}.*?\{%-?\s*endraw\s*-?%\}|\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\})", re.S)
 
 
 def single_brace_tags(source: str) -> list[str]:
-    return _SINGLE_BRACE_TAG.findall(source)
+    """The EddyDesk tags of a template (outside Jinja's own syntax)."""
+    return [
+        match.group(1)
+        for text in _JINJA_PARTS.split(source)[::2]
+        for match in _SINGLE_BRACE_TAG.finditer(text)
+        if match.group(1).split(".")[0] in TAG_ROOTS
+    ]
 
 
 def jinja_source(source: str) -> str:
-    """EddyDesk's ``{tag}`` written as Jinja's ``{{ tag }}``."""
-    return _SINGLE_BRACE_TAG.sub(lambda m: "{{ " + m.group(1) + " }}", source) if "{" in source else source
+    """EddyDesk's ``{tag}`` written as Jinja's ``{{ tag }}`` (known token names only)."""
+    if "{" not in source:
+        return source
+
+    def tag(match: re.Match) -> str:
+        name = match.group(1)
+        return "{{ " + name + " }}" if name.split(".")[0] in TAG_ROOTS else match.group(0)
+
+    parts = _JINJA_PARTS.split(source)
+    for index in range(0, len(parts), 2):  # even items are plain text, odd ones Jinja's own
+        parts[index] = _SINGLE_BRACE_TAG.sub(tag, parts[index])
+    return "".join(parts)
 
 
 @lru_cache(maxsize=2048)
@@ -220,6 +246,8 @@ def _json_headers(text: str) -> list[tuple[str, str]]:
             raise RenderError(f"{name[:80]!r} is not a valid header name.")
         if isinstance(value, (dict, list)) or value is None:
             raise RenderError(f"The value of header {name} must be text or a number.")
+        if _CONTROL.search(_plain(value)):
+            raise RenderError(f"The value of header {name} contains a line break or another control character.")
         pairs.append((name, _plain(value).strip()))
     return pairs
 
@@ -273,7 +301,9 @@ def render_request(config: Any, context: dict[str, Any]) -> RenderedRequest:
     check_body(body, config.body_format)
     if body and config.method == "GET" and config.body_format == "form":
         # Form data of a GET goes where servers read it: the query string.
-        url = f"{url}{'&' if '?' in url else '?'}{body.strip().lstrip('?&')}"
+        parts = urlsplit(url)
+        data = body.strip().lstrip("?&")
+        url = urlunsplit(parts._replace(query=f"{parts.query}&{data}" if parts.query else data))
         body = ""
     if body and not any(name.lower() == "content-type" for name in headers):
         headers["Content-Type"] = CONTENT_TYPES[config.body_format]
@@ -345,16 +375,31 @@ def validate_config(config: Any, sample: dict[str, Any] | None = None) -> dict[s
             environment(part).parse(jinja_source(source))
         except TemplateError as exc:
             errors.setdefault(name, []).append(f"Template syntax error: {exc}")
-        unknown = [tag for tag in single_brace_tags(source) if tag.split(".")[0] not in sample]
-        if unknown:
-            errors.setdefault(name, []).append(
-                f"Unknown tag {{{unknown[0]}}}: a tag names a token such as {{person.name}} or {{{{ person.name }}}}; "
-                f"known: {', '.join(sorted(sample))}."
-            )
+        if name == "url":
+            # Braces are not valid in a URL: a {name} that is not a token is a mistake, not text.
+            plain = _JINJA_PARTS.split(source)[::2]
+            unknown = [
+                m.group(1)
+                for text in plain
+                for m in _SINGLE_BRACE_TAG.finditer(text)
+                if m.group(1).split(".")[0] not in sample
+            ]
+            if unknown:
+                errors.setdefault(name, []).append(
+                    f"Unknown tag {{{unknown[0]}}}: a tag names a token such as {{customer.customer_id}} or "
+                    f"{{{{ customer.customer_id }}}}; known: {', '.join(sorted(sample))}."
+                )
     try:
-        header_lines(config.headers or "")
+        secret_names = [name for name, _ in header_lines(config.headers or "") if is_secret_header(name)]
     except RenderError as exc:
         errors.setdefault("headers", []).append(exc.reason)
+    else:
+        if secret_names:
+            errors.setdefault("headers", []).append(
+                f"{secret_names[0]} carries a secret: set it under Authentication (bearer token, API key in a "
+                "named header, or username and password), where it is encrypted and masked in every log and "
+                "history, not in the plain headers."
+            )
     if "body" not in errors:
         try:
             check_body(render_template(config.body_format, config.body or "", sample), config.body_format)

@@ -187,3 +187,13 @@ def test_brand_settings_travel_with_the_file(brand, other_brand, tmp_path, capsy
     assert "brand_settings: unknown keys colour." in str(refused.value)
     brand.refresh_from_db()
     assert brand.time_zone == "America/New_York"
+
+
+def test_a_copy_into_another_brand_never_switches_it_off(brand, other_brand, tmp_path, capsys):
+    brand.is_active = False
+    brand.save()
+    path, data, _ = export("acme", tmp_path, capsys)
+    assert data["brand_settings"]["is_active"] is False
+    call_command("import_config", str(path), "--brand", "globex")
+    other_brand.refresh_from_db()
+    assert other_brand.is_active is True

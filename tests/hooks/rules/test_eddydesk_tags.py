@@ -67,7 +67,7 @@ def test_get_with_form_data_sends_it_in_the_query_string(brand, maria, receiver,
     }
 
 
-def test_unknown_single_brace_tags_are_refused_when_saved(brand):
+def test_unknown_single_brace_tags_are_refused_in_the_url_and_literal_elsewhere(brand):
     with pytest.raises(ValidationError) as refused:
         rule_create(
             brand=brand,
@@ -78,7 +78,27 @@ def test_unknown_single_brace_tags_are_refused_when_saved(brand):
         )
     errors = refused.value.message_dict
     assert errors["url"][0].startswith("Unknown tag {parent_ticket_id}")
-    assert errors["body"][0].startswith("Unknown tag {nonsense.value}")
+    assert "body" not in errors  # in the data, braces that name no token are text
+
+
+def test_braces_that_are_not_tags_are_sent_as_written(brand, maria, receiver, post_event):
+    """GraphQL, a receiver's own templates and Jinja's raw blocks keep their braces."""
+    server, base = receiver
+    server.expect_oneshot_request("/graphql", method="POST").respond_with_json({"ok": True})
+    body = (
+        '{"query": "{ viewer { login } }", "greeting": "Hello {name}", '
+        '"raw": "{% raw %}{customer.name}{% endraw %}", "tag": "{customer.name}"}'
+    )
+    make_rule(brand, base, conditions={"all": []}, url=base + "/graphql", body=body)
+    post_event("servicehooks/abandoned-conversation", ABANDONED)
+    assert run_all() == 1
+    ((request, _),) = server.log
+    assert json.loads(request.get_data(as_text=True)) == {
+        "query": "{ viewer { login } }",
+        "greeting": "Hello {name}",
+        "raw": "{customer.name}",
+        "tag": "Maria Andersson",
+    }
 
 
 def test_crm_action_accepts_json_headers_and_refuses_bad_ones(brand):
@@ -104,3 +124,32 @@ def test_crm_action_accepts_json_headers_and_refuses_bad_ones(brand):
         assert refused.value.message_dict["headers"][0].startswith(reason)
     with pytest.raises(RenderError):
         header_lines("[1, 2]")
+
+
+def test_secret_headers_and_control_characters_are_refused_and_get_keeps_the_fragment(brand):
+    from types import SimpleNamespace
+
+    from hooks.outbound.rendering import render_request
+
+    with pytest.raises(ValidationError) as refused:
+        rule_create(
+            brand=brand,
+            name="Leaky",
+            event_types=["workitem.closed"],
+            url="https://crm.example.com/notes",
+            headers='{"Authorization": "Bearer sk_live_123"}',
+        )
+    assert refused.value.message_dict["headers"][0].startswith("Authorization carries a secret")
+    with pytest.raises(RenderError):
+        header_lines('{"X-A": "a\\r\\nInjected: 1"}')
+    config = SimpleNamespace(
+        method="GET",
+        url="https://crm.example.com/find?src=hub#results",
+        headers="",
+        body="phone={{ event.phone }}",
+        body_format="form",
+        auth_type="none",
+    )
+    request = render_request(config, {"event": {"phone": "+31 6"}})
+    assert request.url == "https://crm.example.com/find?src=hub&phone=%2B31+6#results"
+    assert request.body == ""

@@ -1,0 +1,39 @@
+"""Settings read from the environment (README's table), checked in a fresh interpreter."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from django.conf import settings
+
+
+def settings_of(**environ) -> dict:
+    code = (
+        "import json, django; django.setup(); from django.conf import settings as s; "
+        "print(json.dumps({'options': s.DATABASES['default'].get('OPTIONS', {}), "
+        "'lease': s.HUB_DELIVERY_LEASE_SECONDS, 'cache': s.HUB_LOOKUP_CACHE_SIZE, "
+        "'shared': s.HUB_LOOKUP_CACHE_SHARED}, default=str))"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", **environ}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=settings.BASE_DIR, capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize(("flag", "expected"), [("false", {"prepare_threshold": None}), ("true", {})])
+def test_prepared_statements_can_be_switched_off_for_a_pooler(flag, expected):
+    found = settings_of(DATABASE_URL="postgres://hub@127.0.0.1:5432/hub", HUB_DB_PREPARED_STATEMENTS=flag)
+    assert {k: v for k, v in found["options"].items() if k == "prepare_threshold"} == expected
+
+
+def test_engine_settings_come_from_the_environment():
+    found = settings_of(
+        DATABASE_URL="sqlite:///:memory:",
+        HUB_DELIVERY_LEASE_SECONDS="90",
+        HUB_LOOKUP_CACHE_SIZE="0",
+        REDIS_URL="redis://127.0.0.1:6379/0",
+    )
+    assert (found["lease"], found["cache"], found["shared"]) == (90, 0, True)
