@@ -340,6 +340,8 @@ def history_delta(record, previous) -> list[dict]:
         old, new = getattr(previous, field.attname), getattr(record, field.attname)
         if old != new:
             changes.append({"field": capfirst(field.verbose_name), "old": _shown(old), "new": _shown(new)})
+    for change in changes:  # keys typed into a URL or a header before that was refused
+        change["old"], change["new"] = _masked(change["old"]), _masked(change["new"])
     if getattr(record, "history_secret_fields", ()) and record.secrets != previous.secrets:
         old, new = _secret_states(previous.secrets), _secret_states(record.secrets)
         for name in dict.fromkeys([*new, *old]):
@@ -348,6 +350,28 @@ def history_delta(record, previous) -> list[dict]:
                     {"field": f"{capfirst(name)} (secret)", "old": old.get(name, "—"), "new": new.get(name, "—")}
                 )
     return changes
+
+
+_SECRET_HEADER_LINE = re.compile(r'(?im)^(\s*"?([A-Za-z0-9_-]+)"?\s*:\s*)("?)([^"\n]*)')
+
+
+def _masked(value):
+    """A history value with secrets masked: key=... in URLs, Bearer / Basic values,
+    and the values of secret headers (``Authorization: ...`` or ``"X-Api-Key": "..."``)."""
+    if not isinstance(value, str) or not value:
+        return value
+    from synclog.redaction import MASK, is_secret_header, redact_text
+
+    def header(match: re.Match) -> str:
+        return f"{match.group(1)}{match.group(3)}{MASK}" if is_secret_header(match.group(2)) else match.group(0)
+
+    lines = value.replace("{", "{\n").replace(",", ",\n") if value.lstrip().startswith("{") else value
+    masked = _SECRET_HEADER_LINE.sub(header, lines)
+    if masked != lines and lines is not value:
+        masked = masked.replace("{\n", "{").replace(",\n", ",")
+    elif masked == lines:
+        masked = value
+    return redact_text(masked)
 
 
 def _secret_states(summary: str) -> dict[str, str]:

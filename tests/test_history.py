@@ -362,3 +362,21 @@ def test_moving_a_membership_to_another_user_revokes_the_old_access(admin_client
     bob.refresh_from_db()
     assert bob.is_staff
     assert Membership.history.filter(user_id=alice.pk, history_type="-").exists()  # the revocation is recorded
+
+
+def test_keys_typed_into_urls_or_headers_are_masked_in_the_history(client, brand):
+    from hooks.rules.services import rule_create
+
+    rule = rule_create(
+        brand=brand, name="Old rule", event_types=["workitem.closed"], url="https://crm.example.com/notes"
+    )
+    # As a configuration saved before plain secret headers were refused would hold them.
+    rule.url = "https://crm.example.com/notes?api_key=sk_url_secret"
+    rule.headers = 'Accept: application/json\nAuthorization: Bearer sk_header_secret'
+    rule.save()
+    client.force_login(factories.member(brand, Role.AUDITOR, username="audrey"))
+    for url in (reverse("admin:rules_eventrule_history", args=[rule.pk]), reverse("admin:hub_configuration_changes")):
+        html = client.get(url).content.decode()
+        assert "api_key=********" in html
+        assert "sk_url_secret" not in html and "sk_header_secret" not in html
+        assert "Accept: application/json" in html
