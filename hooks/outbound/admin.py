@@ -185,8 +185,24 @@ class HealthChangeList(ChangeList):
         self.model_admin.page_health(list(self.result_list))
 
 
+class DeliveryHealthColumns:
+    """List columns "last delivery" and "success (24 h)" for configurations that
+    send webhooks; the admin's ``page_health(objects)`` sets ``obj.health``."""
+
+    def get_changelist(self, request, **kwargs):
+        return HealthChangeList
+
+    @admin.display(description="last delivery")
+    def last_result(self, obj):
+        return health_last_html(getattr(obj, "health", None))
+
+    @admin.display(description="success (24 h)")
+    def success_24h(self, obj):
+        return health_rate_html(getattr(obj, "health", None))
+
+
 @admin.register(CrmSync)
-class CrmSyncAdmin(BrandScopedHistoryAdmin):
+class CrmSyncAdmin(DeliveryHealthColumns, BrandScopedHistoryAdmin):
     """History (who changed what, when) covers the sync and its three webhooks;
     secrets are masked for auditors and never enter the history."""
 
@@ -198,9 +214,6 @@ class CrmSyncAdmin(BrandScopedHistoryAdmin):
     search_fields = ["name"]
     inlines = [CreateInline, UpdateInline, DeleteInline]
 
-    def get_changelist(self, request, **kwargs):
-        return HealthChangeList
-
     @staticmethod
     def page_health(syncs: list) -> None:
         """Attach each sync's delivery health (its actions' deliveries) for the list columns."""
@@ -210,14 +223,6 @@ class CrmSyncAdmin(BrandScopedHistoryAdmin):
         )
         for sync in syncs:
             sync.health = selectors.health_merge([health[pk] for pk in action_ids[sync.pk]])
-
-    @admin.display(description="last delivery")
-    def last_result(self, obj):
-        return health_last_html(getattr(obj, "health", None))
-
-    @admin.display(description="success (24 h)")
-    def success_24h(self, obj):
-        return health_rate_html(getattr(obj, "health", None))
     fieldsets = [
         (None, {"fields": ["brand", "name", "enabled"]}),
         (

@@ -16,7 +16,7 @@ from django.utils.html import format_html
 from customers.models import Customer
 from hooks.inbound.models import InboundEvent
 from hooks.inbound.selectors import inbound_event_get, inbound_events_for_brand
-from hooks.outbound.admin import HealthChangeList, health_last_html, health_rate_html
+from hooks.outbound.admin import DeliveryHealthColumns, health_last_html, health_rate_html
 from hooks.outbound.models import SECRET_FIELDS
 from hooks.outbound.selectors import source_health
 from hub.events import EVENT_TYPES
@@ -119,7 +119,7 @@ class EventRuleForm(forms.ModelForm):
 
 
 @admin.register(EventRule)
-class EventRuleAdmin(BrandScopedHistoryAdmin):
+class EventRuleAdmin(DeliveryHealthColumns, BrandScopedHistoryAdmin):
     """History (who changed what, when) is browsable by the brand's auditors;
     secrets are masked for them and never enter the history."""
 
@@ -166,22 +166,11 @@ class EventRuleAdmin(BrandScopedHistoryAdmin):
         ("Signing and SSL", {"fields": ["signing_secret", "verify_ssl", "timeout_seconds"]}),
     ]
 
-    def get_changelist(self, request, **kwargs):
-        return HealthChangeList
-
     @staticmethod
     def page_health(rules: list) -> None:
         health = source_health(source_kind="rule", source_ids=[rule.pk for rule in rules])
         for rule in rules:
             rule.health = health[rule.pk]
-
-    @admin.display(description="last delivery")
-    def last_result(self, obj):
-        return health_last_html(getattr(obj, "health", None))
-
-    @admin.display(description="success (24 h)")
-    def success_24h(self, obj):
-        return health_rate_html(getattr(obj, "health", None))
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
