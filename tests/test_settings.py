@@ -37,3 +37,25 @@ def test_engine_settings_come_from_the_environment():
         REDIS_URL="redis://127.0.0.1:6379/0",
     )
     assert (found["lease"], found["cache"], found["shared"]) == (90, 0, True)
+
+
+def test_production_settings_pass_check_deploy(tmp_path):
+    from cryptography.fernet import Fernet
+
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings_production",
+        "SECRET_KEY": "x" * 20 + "-production-secret-key-for-the-deploy-check-0123456789",
+        "HUB_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "ALLOWED_HOSTS": "hub.example.com",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'deploy.sqlite3'}",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        env=env,
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues" in result.stdout
