@@ -4,7 +4,9 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.db.models import Q
+from django.utils.html import format_html_join
 
+from hub.admin_panels import customer_panels
 from hub.tenancy import BrandScopedAdmin, BrandScopedInline, brands_for
 
 from . import services
@@ -145,10 +147,9 @@ class CustomerAdmin(BrandScopedAdmin):
 
     @admin.display(description="logs of this customer")
     def logs_panel(self, obj):
-        """Read-only links to the customer's inbound calls, events and deliveries (synclog.panels)."""
-        from synclog.panels import customer_logs_panel
-
-        return customer_logs_panel(obj)
+        """Read-only links to the customer's inbound calls, events and deliveries,
+        contributed by synclog (hub.admin_panels)."""
+        return format_html_join("", "{}", ((panel(obj),) for panel in customer_panels))
 
     def get_search_results(self, request, queryset, search_term):
         """A phone number typed in any format finds the E.164 row."""

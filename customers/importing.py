@@ -64,31 +64,36 @@ JSON_FIELDS: dict[str, str] = {
     "moreInfoUrl": "more_info_url",
 }
 JSON_KEYS = {"customerID", "addresses", "customFields", "timeline", *JSON_FIELDS}
-# The M8Com type-specific activity fields, as extra timeline keys (import and
+
+
+def _concrete_field(model: type[models.Model], name: str) -> models.Field:
+    field = model._meta.get_field(name)
+    assert isinstance(field, models.Field)  # a column, never a reverse relation
+    return field
+
+
+def _camel(name: str) -> str:
+    first, *rest = name.split("_")
+    return first + "".join(part.capitalize() for part in rest)
+
+
+# The M8Com type-specific activity fields (the activity service's fields beyond
+# the Omnidesk timeline's own), as extra camelCase timeline keys (import and
 # export), so a round trip keeps tasks' due dates, deals' amounts and so on.
-TIMELINE_TEXT_EXTRAS = {
-    "customHeader": "custom_header",
-    "customDescription": "custom_description",
-    "associatedUser": "associated_user",
-    "status": "status",
-    "assignedUser": "assigned_user",
-    "fromNumber": "from_number",
-    "toNumber": "to_number",
-    "priority": "priority",
-    "pipeline": "pipeline",
-    "pipelineStage": "pipeline_stage",
-    "currency": "currency",
-    "venue": "venue",
+_EXTRA_FIELDS = {
+    name: _concrete_field(Activity, name)
+    for name in services.ACTIVITY_FIELDS
+    if name not in {"external_id", "source", "header", "body", "link_url"}
 }
-TIMELINE_TIME_EXTRAS = {
-    "dueDate": "due_date",
-    "startTime": "start_time",
-    "createdDate": "created_date",
-    "closeDate": "close_date",
-    "startDate": "start_date",
-    "endDate": "end_date",
-}
-TIMELINE_BOOL_EXTRAS = {"markdown": "markdown", "done": "done", "allDay": "all_day"}
+
+
+def _extras_of(kind: type[models.Field]) -> dict[str, str]:
+    return {_camel(name): name for name, f in _EXTRA_FIELDS.items() if isinstance(f, kind)}
+
+
+TIMELINE_TEXT_EXTRAS = _extras_of(models.CharField)
+TIMELINE_TIME_EXTRAS = _extras_of(models.DateTimeField)
+TIMELINE_BOOL_EXTRAS = _extras_of(models.BooleanField)
 TIMELINE_EXTRAS = {
     **TIMELINE_TEXT_EXTRAS,
     **TIMELINE_TIME_EXTRAS,
@@ -96,6 +101,8 @@ TIMELINE_EXTRAS = {
     "durationMs": "duration_ms",
     "amount": "amount",
 }
+if set(TIMELINE_EXTRAS.values()) != _EXTRA_FIELDS.keys():
+    raise RuntimeError("A new Activity field needs its timeline check in customers.importing._timeline_extras.")
 TIMELINE_KEYS = {
     "externalID",
     "lastUpdate",
@@ -117,10 +124,6 @@ _TIMELINE_ERROR_NAMES = {
     "link_url": "url",
 }
 _ACTIVITY_KINDS = frozenset(ActivityKind.values)
-def _concrete_field(model: type[models.Model], name: str) -> models.Field:
-    field = model._meta.get_field(name)
-    assert isinstance(field, models.Field)  # a column, never a reverse relation
-    return field
 
 
 _ACTIVITY_FIELDS = {
@@ -370,7 +373,9 @@ class _CompiledURLValidator(URLValidator):
     """Django's URLValidator with its regular expression compiled once (the lazy one
     costs more per call than the match itself when 100k URLs are checked)."""
 
-    regex = re.compile(cast(re.Pattern[str], URLValidator.regex).pattern, cast(re.Pattern[str], URLValidator.regex).flags)
+    regex = re.compile(
+        cast(re.Pattern[str], URLValidator.regex).pattern, cast(re.Pattern[str], URLValidator.regex).flags
+    )
 
 
 _URL_VALIDATOR = _CompiledURLValidator()
@@ -553,7 +558,7 @@ def _timeline_extras(entry: dict, prefix: str, tz: zoneinfo.ZoneInfo, errors: di
                 errors[where] = [f"Expected a string, got {_json_type(value)}."]
                 continue
             try:
-                values[name] = _text_clean(_concrete_field(Activity, name), value.strip())
+                values[name] = _text_clean(_EXTRA_FIELDS[name], value.strip())
             except ValidationError as exc:
                 errors[where] = exc.messages
         elif key in TIMELINE_TIME_EXTRAS:
@@ -582,7 +587,7 @@ def _timeline_extras(entry: dict, prefix: str, tz: zoneinfo.ZoneInfo, errors: di
                 errors[where] = [f"{value!r} is not an amount such as 1200.50."]
                 continue
             try:
-                values[name] = _concrete_field(Activity, name).clean(amount, None)
+                values[name] = _EXTRA_FIELDS[name].clean(amount, None)
             except ValidationError as exc:
                 errors[where] = exc.messages
     return values

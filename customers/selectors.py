@@ -51,12 +51,6 @@ _OMNIDESK_BY_ADDRESS = (
     'ORDER BY c."id"'
 )
 _OMNIDESK_BY_ID = f'SELECT "id", "omnidesk_document" FROM "{_CUSTOMER}" WHERE "brand_id" = %s AND "customer_id" = %s'  # noqa: S608
-_M8COM_BY_PHONE = (
-    "SELECT " + ", ".join(f'c."{name}"' for name in M8COM_COLUMNS) + ', c."m8com_document" '  # noqa: S608
-    f'FROM "{_ADDRESS}" a JOIN "{_CUSTOMER}" c ON c."id" = a."customer_id" '
-    'WHERE a."brand_id" = %s AND a."kind" = \'telephone\' AND a."normalized" = %s AND c."brand_id" = %s '
-    'ORDER BY c."updated_at" DESC, c."id" DESC LIMIT 1'
-)
 
 
 # M8Com: fromNumber first, then toNumber; among the holders of one number the most
@@ -116,13 +110,6 @@ def omnidesk_documents_by_address(*, brand_id: int, kind: str, normalized: str) 
 def omnidesk_document_by_customer_id(*, brand_id: int, customer_id: str) -> list[tuple[int, str]]:
     """Omnidesk primaryID lookup: zero or one ``(pk, omnidesk_document)``."""
     return _rows(_OMNIDESK_BY_ID, [brand_id, customer_id])
-
-
-def m8com_contact_by_phone(*, brand_id: int, normalized: str) -> tuple | None:
-    """M8Com number lookup: the most recently updated customer of the brand with
-    this telephone number (E.164), as ``M8COM_COLUMNS + (m8com_document,)``."""
-    rows = _rows(_M8COM_BY_PHONE, [brand_id, normalized, brand_id])
-    return rows[0] if rows else None
 
 
 def m8com_contact_by_phones(*, brand_id: int, numbers: list[str]) -> tuple[tuple, str] | None:

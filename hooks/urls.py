@@ -3,10 +3,12 @@
 Each adapter declares its routes as ``urlpatterns`` in its own module
 (``hooks/inbound/<contract>.py``) next to its views; this file joins them.
 Anything else under /hooks/ answers a JSON 404 (platforms never get an HTML
-page), and an endpoint written with a trailing slash is served as without it.
+page). An endpoint written with a trailing slash is served as without it: the
+adapters' own patterns accept one (``(?:/+)?$``; the group keeps it out of
+the OpenAPI paths).
 """
 
-from django.urls import Resolver404, re_path, resolve
+from django.urls import re_path
 from django.views.decorators.csrf import csrf_exempt
 
 from hooks.inbound import calllog, m8com, omnidesk, servicehooks
@@ -20,13 +22,6 @@ ENDPOINTS = (
 
 @csrf_exempt
 def endpoint_not_found(request, rest: str):
-    if rest.endswith("/") and rest.strip("/"):
-        try:
-            match = resolve("/hooks/" + rest.rstrip("/"))
-        except Resolver404:
-            match = None
-        if match is not None and match.func is not endpoint_not_found:
-            return match.func(request, *match.args, **match.kwargs)
     return error_response(404, "not_found", f"No endpoint at {request.path}. The endpoints are: {ENDPOINTS}.")
 
 

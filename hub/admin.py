@@ -11,11 +11,10 @@ from simple_history.admin import SimpleHistoryAdmin
 from . import services
 from .models import Brand, Credential, Membership
 from .tenancy import (
-    BrandScopedAdmin,
     BrandScopedHistoryAdmin,
     admin_brand_ids,
+    brands_for,
     history_sources,
-    member_brand_ids,
     recent_changes,
 )
 
@@ -126,9 +125,7 @@ class BrandAdmin(MembershipFormsetMixin, BrandScopedHistoryAdmin):
         if not self.has_module_permission(request):
             raise PermissionDenied
         sources = history_sources(self.admin_site)
-        brands = Brand.objects.order_by("name")
-        if not request.user.is_superuser:
-            brands = brands.filter(pk__in=member_brand_ids(request.user))
+        brands = brands_for(request.user).order_by("name")
         brand_id = request.GET.get("brand", "")
         kind = request.GET.get("kind", "")
         chosen = [s for s in sources if not kind or s.key == kind]
@@ -265,6 +262,3 @@ class CredentialAdmin(BrandScopedHistoryAdmin):
             services.credential_revoke(credential=credential)
             count += 1
         messages.success(request, f"Revoked {count} key(s). Calls with them now get 403.")
-
-
-__all__ = ["BrandAdmin", "BrandScopedAdmin", "CredentialAdmin", "HookhubUserAdmin", "MembershipAdmin"]

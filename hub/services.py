@@ -48,15 +48,12 @@ def brand_update(*, brand: Brand, update_fields: list[str] | None = None) -> Bra
         if not f.primary_key and f.name != "generation" and (update_fields is None or f.name in update_fields)
     ]
     with transaction.atomic():
-        adding = brand._state.adding or brand.pk is None
-        stored_time_zone = (
-            None
-            if adding
-            else Brand.objects.select_for_update().filter(pk=brand.pk).values_list("time_zone", flat=True).first()
-        )
-        if adding:
+        if brand._state.adding or brand.pk is None:
             brand.save()
             return brand
+        stored_time_zone = (
+            Brand.objects.select_for_update().filter(pk=brand.pk).values_list("time_zone", flat=True).first()
+        )
         if fields:
             brand.save(update_fields=fields)
         if stored_time_zone is not None and stored_time_zone != brand.time_zone:
@@ -111,7 +108,6 @@ def staff_ensure(*, user) -> None:
     if not user.is_staff:
         user.is_staff = True
         user.save(update_fields=["is_staff"])
-
 
 
 def membership_save(*, membership: Membership) -> Membership:

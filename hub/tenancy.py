@@ -27,14 +27,15 @@ from dataclasses import dataclass
 from django.contrib import admin
 from django.contrib.admin.utils import NotRelationField, flatten_fieldsets, get_fields_from_path, unquote
 from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist, PermissionDenied, ValidationError
-from django.db.models import F, Model, QuerySet
+from django.db.models import F, Model, OuterRef, QuerySet, Subquery
 from django.http import Http404
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils.text import capfirst
 from simple_history.admin import SimpleHistoryAdmin
 from simple_history.template_utils import HistoricalRecordContextHelper
 
 from .models import Brand, Membership, Role
+from .redaction import MASK, is_secret_header, redact_text
 
 _CACHE_ATTR = "_hookhub_brand_roles"
 
@@ -326,13 +327,18 @@ def history_model_of(model):
     return getattr(model, model._meta.simple_history_manager_attribute).model
 
 
+def parent_fk(child: type[Model], parent: type[Model]):
+    """The foreign key of an inline's model to the model of the page it is on."""
+    return next(f for f in child._meta.concrete_fields if f.is_relation and f.related_model is parent)
+
+
 def history_delta(record, previous) -> list[dict]:
     """What changed from ``previous`` to ``record`` (same object), as
     [{"field", "old", "new"}]: the tracked fields, then the secrets' fingerprints."""
     if previous is None:
         return []
     delta = record.diff_against(previous, foreign_keys_are_objs=True)
-    changes = HistoricalRecordContextHelper(record.instance_type, record).context_for_delta_changes(delta)
+    changes = _MaskingContextHelper(record.instance_type, record).context_for_delta_changes(delta)
     # simple-history diffs editable fields only; a key's revoked_at is set by an action, never typed.
     for field in record.tracked_fields:
         if field.editable or field.is_relation:
@@ -340,8 +346,6 @@ def history_delta(record, previous) -> list[dict]:
         old, new = getattr(previous, field.attname), getattr(record, field.attname)
         if old != new:
             changes.append({"field": capfirst(field.verbose_name), "old": _shown(old), "new": _shown(new)})
-    for change in changes:  # keys typed into a URL or a header before that was refused
-        change["old"], change["new"] = _masked(change["old"]), _masked(change["new"])
     if getattr(record, "history_secret_fields", ()) and record.secrets != previous.secrets:
         old, new = _secret_states(previous.secrets), _secret_states(record.secrets)
         for name in dict.fromkeys([*new, *old]):
@@ -352,7 +356,18 @@ def history_delta(record, previous) -> list[dict]:
     return changes
 
 
-_SECRET_HEADER_LINE = re.compile(r'(?im)^(\s*"?([A-Za-z0-9_-]+)"?\s*:\s*)("?)([^"\n]*)')
+class _MaskingContextHelper(HistoricalRecordContextHelper):
+    """simple-history's formatting of a change, with keys typed into a URL or a
+    header (before that was refused) masked in the raw value, before it is escaped."""
+
+    def prepare_delta_change_value(self, change, value):
+        return _masked(super().prepare_delta_change_value(change, value))
+
+
+# A secret header's value, as "Name: value" lines or as the members of a JSON
+# object (hooks.outbound.rendering.header_lines accepts both; a JSON body too).
+_SECRET_HEADER_LINE = re.compile(r'(?im)^(\s*"?([A-Za-z0-9_-]+)"?\s*:\s*)("?[^"\n]*)')
+_SECRET_JSON_MEMBER = re.compile(r'(?im)((?:^|[{,])\s*"?([A-Za-z0-9_-]+)"?\s*:\s*)("[^"\n]*|[^",{}\s]*)')
 
 
 def _masked(value):
@@ -360,18 +375,18 @@ def _masked(value):
     and the values of secret headers (``Authorization: ...`` or ``"X-Api-Key": "..."``)."""
     if not isinstance(value, str) or not value:
         return value
-    from synclog.redaction import MASK, is_secret_header, redact_text
-
     def header(match: re.Match) -> str:
-        return f"{match.group(1)}{match.group(3)}{MASK}" if is_secret_header(match.group(2)) else match.group(0)
+        if not is_secret_header(match.group(2)):
+            return match.group(0)
+        quote = '"' if match.group(3).startswith('"') else ""
+        return f"{match.group(1)}{quote}{MASK}"
 
-    lines = value.replace("{", "{\n").replace(",", ",\n") if value.lstrip().startswith("{") else value
-    masked = _SECRET_HEADER_LINE.sub(header, lines)
-    if masked != lines and lines is not value:
-        masked = masked.replace("{\n", "{").replace(",\n", ",")
-    elif masked == lines:
-        masked = value
-    return redact_text(masked)
+    pattern = _SECRET_JSON_MEMBER if value.lstrip().startswith("{") else _SECRET_HEADER_LINE
+    return redact_text(pattern.sub(header, value))
+
+
+def _shown(value) -> str:
+    return "None" if value is None else _masked(str(value))
 
 
 def _secret_states(summary: str) -> dict[str, str]:
@@ -379,25 +394,44 @@ def _secret_states(summary: str) -> dict[str, str]:
     return dict(part.split(": ", 1) for part in (summary or "").split("; ") if ": " in part)
 
 
-def _shown(value) -> str:
-    return "None" if value is None else str(value)
-
-
 def with_deltas(records: list) -> list:
-    """Sets ``history_delta_changes`` on records (any order, any objects); a
-    record whose previous version is not in the list fetches it."""
-    pk_name = None
+    """Sets ``history_delta_changes`` on records (any order, any objects). The
+    versions before the oldest listed one of each object are fetched in one
+    query per model (what ``prev_record`` would fetch row by row)."""
     ordered = sorted(records, key=lambda r: (r.history_date, r.history_id))
-    last_seen: dict = {}
+    last_seen: dict = _previous_versions(ordered)
     for record in ordered:
-        pk_name = pk_name or record.instance_type._meta.pk.attname
-        key = (type(record), getattr(record, pk_name))
-        previous = last_seen.get(key)
-        if previous is None and record.history_type != "+":
-            previous = record.prev_record
-        record.history_delta_changes = history_delta(record, previous)
+        key = _version_key(record)
+        record.history_delta_changes = history_delta(record, last_seen.get(key))
         last_seen[key] = record
     return records
+
+
+def _version_key(record) -> tuple:
+    return type(record), getattr(record, record.instance_type._meta.pk.attname)
+
+
+def _previous_versions(ordered: list) -> dict:
+    """{(history model, object id): the version before the object's oldest in ``ordered``}."""
+    oldest: dict = {}
+    for record in ordered:
+        oldest.setdefault(_version_key(record), record)
+    wanted = defaultdict(list)
+    for record in oldest.values():
+        if record.history_type != "+":
+            wanted[type(record)].append(record.history_id)
+    found = {}
+    for history_model, ids in wanted.items():
+        pk_name = history_model.instance_type._meta.pk.attname
+        before = (
+            history_model.objects.filter(**{pk_name: OuterRef(pk_name)}, history_date__lt=OuterRef("history_date"))
+            .order_by("-history_date")
+            .values("history_id")[:1]
+        )
+        previous_ids = history_model.objects.filter(history_id__in=ids).values(previous=Subquery(before))
+        for version in history_model.objects.filter(history_id__in=previous_ids):
+            found[_version_key(version)] = version
+    return found
 
 
 @dataclass
@@ -437,7 +471,7 @@ def history_sources(site) -> list[HistorySource]:
             child = inline.model
             if child in found or not has_history(child):
                 continue
-            fk = next(f for f in child._meta.concrete_fields if f.is_relation and f.related_model is model)
+            fk = parent_fk(child, model)
             found[child] = HistorySource(
                 key=child._meta.label_lower,
                 label=str(child._meta.verbose_name_plural),
@@ -449,15 +483,10 @@ def history_sources(site) -> list[HistorySource]:
     return sorted(found.values(), key=lambda source: source.label.lower())
 
 
-def history_visible_brand_ids(user) -> set[int] | None:
-    """None: every brand (superusers)."""
-    return None if user.is_superuser else member_brand_ids(user)
-
-
 def recent_changes(*, user, sources: list[HistorySource], brand_ids: set[int] | None = None, limit: int = 100):
     """The newest recorded changes of the given sources in the user's brands."""
-    visible = history_visible_brand_ids(user)
-    if visible is not None:
+    if not user.is_superuser:
+        visible = member_brand_ids(user)
         brand_ids = visible if brand_ids is None else brand_ids & visible
     records = []
     for source in sources:
@@ -510,13 +539,10 @@ def _history_links(records) -> dict:
         wanted[source.link_admin.model].add(getattr(record, source.link_attname))
     links = {}
     for model, ids in wanted.items():
-        opts = model._meta
-        try:
-            reverse(f"admin:{opts.app_label}_{opts.model_name}_history", args=[0])
-        except NoReverseMatch:
-            continue
+        # Every registered ModelAdmin has a history URL (link_admin comes from the site's registry).
+        name = f"admin:{model._meta.app_label}_{model._meta.model_name}_history"
         for pk in model._default_manager.filter(pk__in=ids).values_list("pk", flat=True):
-            links[(model, pk)] = reverse(f"admin:{opts.app_label}_{opts.model_name}_history", args=[pk])
+            links[(model, pk)] = reverse(name, args=[pk])
     return links
 
 
@@ -534,26 +560,27 @@ class BrandScopedHistoryAdmin(BrandScopedAdmin, SimpleHistoryAdmin):
         with_deltas(list(historical_records))
 
     def history_view(self, request, object_id, extra_context=None):
-        self._require_visible(request, object_id)
-        obj = self.get_object(request, object_id)
+        # Another brand's object: None here, and 404 from BrandScopedAdmin.history_view.
+        obj = self.get_object(request, unquote(object_id))
+        related = [] if obj is None else self._inline_history(request, obj)
+        return super().history_view(request, object_id, {**(extra_context or {}), "related_history": related})
+
+    def _inline_history(self, request, obj) -> list[dict]:
         related = []
-        if obj is not None:
-            seen = set()
-            for inline in self.get_inline_instances(request, obj):
-                child = inline.model
-                if child in seen or not has_history(child) or not inline.has_view_permission(request, obj):
-                    continue
-                seen.add(child)
-                fk = next(f for f in child._meta.concrete_fields if f.is_relation and f.related_model is self.model)
-                records = list(
-                    history_model_of(child)
-                    .objects.filter(**{fk.attname: obj.pk})
-                    .select_related("history_user")
-                    .order_by("-history_date", "-history_id")[: self.history_list_per_page]
-                )
-                related.append({"label": child._meta.verbose_name_plural, "records": with_deltas(records)})
-        extra_context = {**(extra_context or {}), "related_history": related}
-        return super().history_view(request, object_id, extra_context)
+        seen = set()
+        for inline in self.get_inline_instances(request, obj):
+            child = inline.model
+            if child in seen or not has_history(child) or not inline.has_view_permission(request, obj):
+                continue
+            seen.add(child)
+            records = list(
+                history_model_of(child)
+                .objects.filter(**{parent_fk(child, self.model).attname: obj.pk})
+                .select_related("history_user")
+                .order_by("-history_date", "-history_id")[: self.history_list_per_page]
+            )
+            related.append({"label": child._meta.verbose_name_plural, "records": with_deltas(records)})
+        return related
 
 
 class BrandScopedInline:
@@ -562,8 +589,6 @@ class BrandScopedInline:
     def _parent_allows(self, request, obj, write: bool) -> bool:
         if request.user.is_superuser:
             return True
-        if write and getattr(request, "_hookhub_read_only", False):
-            return False
         if obj is None:
             return bool(admin_brand_ids(request.user) if write else member_brand_ids(request.user))
         brand_id = getattr(obj, "brand_id", None)

@@ -110,17 +110,6 @@ class ReadOnlyLogAdmin(BrandScopedAdmin):
         }
         return TemplateResponse(request, "admin/synclog/log_detail.html", context)
 
-    @admin.display(description="customer")
-    def customer_link(self, obj):
-        customer = self.customer_of(obj)
-        if customer is None:
-            return "—"
-        url = reverse("admin:customers_customer_change", args=[customer.pk])
-        return format_html('<a href="{}">{}</a>', url, customer.customer_id)
-
-    def customer_of(self, obj):
-        return None
-
 
 @admin.register(InboundRequest)
 class InboundRequestAdmin(ReadOnlyLogAdmin):
@@ -154,8 +143,13 @@ class InboundRequestAdmin(ReadOnlyLogAdmin):
     def status_badge(self, obj):
         return format_html('<span class="hh-status {}">{}</span>', "hh-ok" if obj.succeeded else "hh-bad", obj.status)
 
-    def customer_of(self, obj):
-        return obj.customer if obj.customer_id else None
+    @admin.display(description="customer")
+    def customer_link(self, obj):
+        customer = obj.customer if obj.customer_id else None
+        if customer is None:
+            return "—"
+        url = reverse("admin:customers_customer_change", args=[customer.pk])
+        return format_html('<a href="{}">{}</a>', url, customer.customer_id)
 
     def export_rows(self, queryset):
         return exports.inbound_csv(queryset)

@@ -17,4 +17,9 @@ class SynclogConfig(AppConfig):
     verbose_name = "Logs"
 
     def ready(self) -> None:
+        from hub.admin_panels import customer_panel_add
+
+        from .panels import customer_logs_panel
+
         post_migrate.connect(ensure_purge_schedule, sender=self, dispatch_uid="synclog-purge-schedule")
+        customer_panel_add(customer_logs_panel)

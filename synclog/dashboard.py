@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlencode
 
 from django.apps import apps
 from django.contrib import admin
@@ -18,14 +17,14 @@ from django.db.models.functions import TruncDay, TruncHour
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import reverse
 from django.utils import timezone
 
 from hub.models import Brand
 from hub.tenancy import brands_for
 
+from .detail import changelist_url, logs_url
 from .filters import inbound_ok_q
-from .models import InboundRequest
+from .models import DeliveryAttempt, InboundRequest
 
 RANGES = {
     "24h": (timedelta(hours=24), TruncHour, "%H:%M"),
@@ -132,7 +131,7 @@ def dashboard_data(brand: Brand, range_key: str = "7d") -> dict:
         .order_by("-avg_ms")[:10]
     ]
     for row in slowest:
-        row["link"] = logs_link(brand=brand.pk, direction="inbound", integration=row["endpoint"], **{"from": since})
+        row["link"] = logs_url(brand=brand.pk, direction="inbound", integration=row["endpoint"], **{"from": since})
     data = {
         "brand": brand,
         "range": range_key if range_key in RANGES else "7d",
@@ -141,9 +140,9 @@ def dashboard_data(brand: Brand, range_key: str = "7d") -> dict:
             _series(inbound, "created_at", inbound_ok_q(), start, step, trunc, fmt, count), title="Inbound calls"
         ),
         "slowest": slowest,
-        "logs_link": logs_link(brand=brand.pk, **{"from": since}),
-        "inbound_link": logs_link(brand=brand.pk, direction="inbound", **{"from": since}),
-        "inbound_failed_link": logs_link(brand=brand.pk, direction="inbound", outcome="failed", **{"from": since}),
+        "logs_link": logs_url(brand=brand.pk, **{"from": since}),
+        "inbound_link": logs_url(brand=brand.pk, direction="inbound", **{"from": since}),
+        "inbound_failed_link": logs_url(brand=brand.pk, direction="inbound", outcome="failed", **{"from": since}),
     }
     data.update(_outbound_data(brand, start, step, trunc, fmt, count, since))
     return data
@@ -152,32 +151,30 @@ def dashboard_data(brand: Brand, range_key: str = "7d") -> dict:
 def _outbound_data(brand, start, step, trunc, fmt, count, since) -> dict:
     """Outbound deliveries, when the delivery engine's models are installed."""
     try:
-        attempt_model = apps.get_model("synclog", "DeliveryAttempt")
         delivery_model = apps.get_model("outbound", "Delivery")
     except LookupError:
         return {}
-    attempts = attempt_model.objects.filter(brand=brand)
+    attempts = DeliveryAttempt.objects.filter(brand=brand)
     waiting = delivery_model.objects.filter(brand=brand, state="pending", attempts__gt=0)
+    failed = delivery_model.objects.filter(brand=brand, state="failed", created_at__gte=start)
     # Plain dicts, as in dashboard_data: links are added below.
     failing: list[dict[str, Any]] = [
         dict(row)
-        for row in delivery_model.objects.filter(brand=brand, state="failed", created_at__gte=start)
-        .values("source_kind", "source_id", "source_name")
+        for row in failed.values("source_kind", "source_id", "source_name")
         .annotate(failed=Count("pk"))
         .order_by("-failed", "source_name")[:10]
     ]
     created_since = start.isoformat()
     for row in failing:
-        source = {"source_kind__exact": row["source_kind"], "source_id": row["source_id"]}
-        row["link"] = _changelist(
-            "outbound",
-            "delivery",
+        row["link"] = changelist_url(
+            "outbound_delivery",
             brand__id__exact=brand.pk,
             state__exact="failed",
             created_at__gte=created_since,
-            **source,
+            source_kind__exact=row["source_kind"],
+            source_id=row["source_id"],
         )
-        row["attempts_link"] = logs_link(
+        row["attempts_link"] = logs_url(
             brand=brand.pk,
             direction="outbound",
             source=f"{row['source_kind']}:{row['source_id']}",
@@ -193,7 +190,7 @@ def _outbound_data(brand, start, step, trunc, fmt, count, since) -> dict:
     ]
     for row in slowest:
         row["name"] = row["delivery__source_name"]
-        row["link"] = logs_link(
+        row["link"] = logs_url(
             brand=brand.pk,
             direction="outbound",
             source=f"{row['delivery__source_kind']}:{row['delivery__source_id']}",
@@ -207,28 +204,16 @@ def _outbound_data(brand, start, step, trunc, fmt, count, since) -> dict:
         "failing": failing,
         "slowest_outbound": slowest,
         "waiting_count": waiting.count(),
-        "waiting_link": _changelist(
-            "outbound", "delivery", brand__id__exact=brand.pk, state__exact="pending", attempts__gt=0
+        "waiting_link": changelist_url(
+            "outbound_delivery", brand__id__exact=brand.pk, state__exact="pending", attempts__gt=0
         ),
-        "failed_count": delivery_model.objects.filter(brand=brand, state="failed", created_at__gte=start).count(),
-        "failed_link": _changelist(
-            "outbound", "delivery", brand__id__exact=brand.pk, state__exact="failed", created_at__gte=created_since
+        "failed_count": failed.count(),
+        "failed_link": changelist_url(
+            "outbound_delivery", brand__id__exact=brand.pk, state__exact="failed", created_at__gte=created_since
         ),
-        "attempts_link": logs_link(brand=brand.pk, direction="outbound", **{"from": since}),
-        "attempts_failed_link": logs_link(brand=brand.pk, direction="outbound", outcome="failed", **{"from": since}),
+        "attempts_link": logs_url(brand=brand.pk, direction="outbound", **{"from": since}),
+        "attempts_failed_link": logs_url(brand=brand.pk, direction="outbound", outcome="failed", **{"from": since}),
     }
-
-
-def logs_link(**filters) -> str:
-    """The unified Logs page with synclog.filters' parameters."""
-    return reverse("synclog-logs") + "?" + urlencode(filters)
-
-
-def _changelist(app_label: str, model_name: str, **filters) -> str:
-    try:
-        return reverse(f"admin:{app_label}_{model_name}_changelist") + "?" + urlencode(filters)
-    except Exception:  # noqa: BLE001 - a list that is not registered has no link
-        return ""
 
 
 def dashboard_view(request, slug: str | None = None):

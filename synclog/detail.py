@@ -14,9 +14,18 @@ from urllib.parse import urlencode
 from django.apps import apps
 from django.urls import NoReverseMatch, reverse
 
+from hub.redaction import (
+    MASK,
+    SECRET_PARAM_NAMES,
+    is_secret_header,
+    redact_headers,
+    redact_query,
+    redact_text,
+    redact_url,
+)
+
 from .filters import INBOUND, OUTBOUND, event_id_of
 from .models import DeliveryAttempt, InboundRequest
-from .redaction import MASK, SECRET_PARAM_NAMES, is_secret_header, redact_headers, redact_query, redact_text, redact_url
 
 
 def is_secret_name(name: str) -> bool:
@@ -57,13 +66,21 @@ def _admin_url(name: str, *args) -> str:
         return ""
 
 
+def changelist_url(name: str, **filters) -> str:
+    """An admin list (``app_model``) with these query parameters; empty when the list is not registered."""
+    try:
+        return reverse(f"admin:{name}_changelist") + "?" + urlencode(filters)
+    except NoReverseMatch:
+        return ""
+
+
 def logs_url(**filters) -> str:
     """The unified Logs page with these filters (synclog.filters names)."""
     return reverse("synclog-logs") + "?" + urlencode({k: v for k, v in filters.items() if v not in (None, "")})
 
 
 def inbound_detail(row: InboundRequest) -> dict:
-    query = redact_query(row.query) if row.query else ""
+    query = redact_query(row.query)
     customer = row.customer if row.customer_id else None
     event_id = event_id_of(row.note)
     links = []
@@ -111,9 +128,8 @@ def inbound_detail(row: InboundRequest) -> dict:
                 ("Customers returned", "—" if row.customers_returned is None else row.customers_returned),
             ],
             "headers": [],
-            "headers_note": "",
             "body": pretty_body(row.response_body),
-            "body_note": "" if row.response_body else "Successful lookup answers are not stored (only errors).",
+            "body_note": "Successful lookup answers are not stored (only errors).",  # shown when there is no body
         },
         "links": [(label, url) for label, url in links if url],
         "siblings": [],
@@ -164,10 +180,9 @@ def attempt_detail(row: DeliveryAttempt) -> dict:
             ("Customer", customer.customer_id if customer else (delivery.customer_id or "—")),
         ],
         "request": {
-            "line": f"{row.method} {redact_url(row.url) if row.url else ''}",
+            "line": f"{row.method} {redact_url(row.url)}",
             "facts": [],
             "headers": sorted(redact_headers(row.request_headers or {}).items()),
-            "headers_note": "",
             "body": pretty_body(row.request_body),
         },
         "response": {
@@ -178,9 +193,7 @@ def attempt_detail(row: DeliveryAttempt) -> dict:
                 ("Note", redact_text(row.note) or "—"),
             ],
             "headers": sorted(redact_headers(row.response_headers or {}).items()),
-            "headers_note": "",
             "body": pretty_body(row.response_body),
-            "body_note": "",
         },
         "links": [(label, url) for label, url in links if url],
         "siblings": siblings,

@@ -10,11 +10,14 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable, Iterator
 
+from django.db.models import Case, Value, When
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 
+from hub.redaction import redact_query, redact_text, redact_url
+
 from .filters import inbound_ok_q
-from .redaction import redact_query, redact_text, redact_url
+from .selectors import customer_ref_of_delivery
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -113,8 +116,6 @@ INBOUND_HEADER = [
 
 
 def inbound_csv(queryset) -> Iterator[list]:
-    from django.db.models import Case, Value, When
-
     rows = (
         queryset.annotate(ok=Case(When(inbound_ok_q(), then=Value(True)), default=Value(False)))
         .select_related(None)
@@ -143,7 +144,7 @@ def inbound_csv(queryset) -> Iterator[list]:
             endpoint,
             method,
             path,
-            redact_query(query) if query else "",
+            redact_query(query),
             status,
             "ok" if ok else "failed",
             round(latency, 1),
@@ -175,8 +176,6 @@ ATTEMPT_HEADER = [
 
 
 def attempts_csv(queryset) -> Iterator[list]:
-    from .selectors import customer_ref_of_delivery
-
     rows = (
         queryset.select_related(None)
         .annotate(customer_ref=customer_ref_of_delivery())
@@ -209,7 +208,7 @@ def attempts_csv(queryset) -> Iterator[list]:
             message_id,
             number,
             method,
-            redact_url(url) if url else "",
+            redact_url(url),
             status,
             "ok" if ok else "failed",
             round(ms, 1),

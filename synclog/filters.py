@@ -25,6 +25,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from hub.tenancy import brands_for, member_brand_ids
+
 INBOUND = "inbound"
 OUTBOUND = "outbound"
 DIRECTIONS = [(INBOUND, "Inbound (platform → hub)"), (OUTBOUND, "Outbound (hub → webhook)")]
@@ -38,6 +40,7 @@ INTEGRATIONS = [
     ("crm_action", "CRM sync (Deskpro-style)", OUTBOUND),
     ("rule", "Dispatcher rule (EddyDesk-style)", OUTBOUND),
 ]
+INBOUND_FAMILIES = {value for value, _label, direction in INTEGRATIONS if direction == INBOUND}
 OUTBOUND_KINDS = {value for value, _label, direction in INTEGRATIONS if direction == OUTBOUND}
 
 OUTCOMES = [
@@ -70,13 +73,9 @@ def integration_q(direction: str, value: str) -> Q | None:
         if value in OUTBOUND_KINDS:
             return None
         return Q(endpoint=value) | Q(endpoint__startswith=f"{value}.")
-    if value in _inbound_families() or "." in value:
+    if value in INBOUND_FAMILIES or "." in value:
         return None
     return Q(delivery__source_kind=value)
-
-
-def _inbound_families() -> set[str]:
-    return {value for value, _label, direction in INTEGRATIONS if direction == INBOUND}
 
 
 def source_q(direction: str, value: str) -> Q | None:
@@ -149,9 +148,10 @@ def date_q(direction: str, date_from: str, date_to: str, *, field: str | None = 
 
 
 def visible_brand_ids(user) -> list[int]:
-    from hub.tenancy import brands_for
-
-    return list(brands_for(user).values_list("pk", flat=True))
+    """The user's brands (hub.tenancy's memberships, cached per request); superusers: every brand."""
+    if user.is_superuser:
+        return list(brands_for(user).values_list("pk", flat=True))
+    return sorted(member_brand_ids(user))
 
 
 def _customer_pks(customer_ref: str, brand_ids: list[int]):
@@ -185,30 +185,35 @@ def event_id_of(note: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+# What the search box looks in besides the customer ID, per direction.
+SEARCH_LOOKUPS = {
+    INBOUND: (
+        "path__icontains",
+        "query__icontains",
+        "note__icontains",
+        "endpoint__icontains",
+        "credential_prefix",
+        "remote_addr",
+    ),
+    OUTBOUND: (
+        "url__icontains",
+        "delivery__message_id",
+        "delivery__source_name__icontains",
+        "delivery__event_type",
+        "error__icontains",
+        "note__icontains",
+    ),
+}
+
+
 def search_q(direction: str, term: str, *, brand_ids: list[int]) -> Q:
     term = term.strip()
     if not term:
         return Q()
-    customer = customer_q(direction, term, brand_ids=brand_ids)
-    if direction == INBOUND:
-        return (
-            customer
-            | Q(path__icontains=term)
-            | Q(query__icontains=term)
-            | Q(note__icontains=term)
-            | Q(endpoint__icontains=term)
-            | Q(credential_prefix=term)
-            | Q(remote_addr=term)
-        )
-    return (
-        customer
-        | Q(url__icontains=term)
-        | Q(delivery__message_id=term)
-        | Q(delivery__source_name__icontains=term)
-        | Q(delivery__event_type=term)
-        | Q(error__icontains=term)
-        | Q(note__icontains=term)
-    )
+    condition = customer_q(direction, term, brand_ids=brand_ids)
+    for lookup in SEARCH_LOOKUPS[direction]:
+        condition |= Q(**{lookup: term})
+    return condition
 
 
 class LogQuery:
@@ -312,8 +317,6 @@ class SourceFilter(_DirectionalFilter):
 
 
 def source_choices(user) -> list[tuple[str, str]]:
-    from hub.tenancy import brands_for
-
     brands = brands_for(user)
     choices = []
     for label, kind, name_prefix in (("outbound.CrmSync", "crmsync", "CRM sync"), ("rules.EventRule", "rule", "Rule")):
@@ -406,6 +409,8 @@ class CustomerFilter(InputFilter):
 
     def queryset(self, request, queryset):
         value = self.used_parameters.get("customer", "")
+        if not value:  # no box filled in: no need to read the user's brands
+            return queryset
         return queryset.filter(customer_q(self.direction, value, brand_ids=visible_brand_ids(request.user)))
 
 

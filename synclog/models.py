@@ -1,5 +1,5 @@
 """Append-only records auditors read: every inbound call and every outbound
-delivery attempt. Secrets are masked before a row is written (synclog.redaction)."""
+delivery attempt. Secrets are masked before a row is written (hub.redaction)."""
 
 from __future__ import annotations
 
@@ -99,13 +99,14 @@ class InboundRequest(models.Model):
         return f"{self.method} {self.endpoint} {self.status} @ {self.created_at:%Y-%m-%d %H:%M:%S}"
 
     @property
-    def integration(self) -> str:
-        return self.endpoint.split(".", 1)[0]
-
-    @property
     def succeeded(self) -> bool:
-        """M8Com: 404 on a lookup means "no contact found", a correct answer."""
-        return self.status < 400 or (self.endpoint == "m8com.lookup" and self.status == 404)
+        return inbound_succeeded(self.endpoint, self.status)
+
+
+def inbound_succeeded(endpoint: str, status: int) -> bool:
+    """M8Com: 404 on a lookup means "no contact found", a correct answer.
+    The same rule in SQL: synclog.filters.inbound_ok_q."""
+    return status < 400 or (endpoint == "m8com.lookup" and status == 404)
 
 
 class DeliveryAttempt(models.Model):

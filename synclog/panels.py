@@ -6,21 +6,18 @@ Hooks models are reached through the app registry (synclog never imports hooks).
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 from django.apps import apps
-from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 
-from .detail import logs_url
+from .detail import changelist_url, logs_url
 from .models import InboundRequest
 
 
-def _changelist(name: str, **filters) -> str:
+def _installed(app_label: str, model_name: str):
     try:
-        return reverse(f"admin:{name}_changelist") + "?" + urlencode(filters)
-    except NoReverseMatch:
-        return ""
+        return apps.get_model(app_label, model_name)
+    except LookupError:
+        return None
 
 
 def customer_log_links(customer) -> list[tuple[str, str]]:
@@ -28,25 +25,19 @@ def customer_log_links(customer) -> list[tuple[str, str]]:
     brand, ref = customer.brand_id, customer.customer_id
     calls = InboundRequest.objects.filter(customer=customer).count()
     links = [(f"Inbound calls ({calls})", logs_url(brand=brand, direction="inbound", customer=ref))]
-    try:
-        event_model = apps.get_model("inbound", "InboundEvent")
-    except LookupError:
-        event_model = None
+    event_model = _installed("inbound", "InboundEvent")
     if event_model is not None:
         events = event_model.objects.filter(customer=customer).count()
         links.append(
-            (f"Inbound events ({events})", _changelist("inbound_inboundevent", brand__id__exact=brand, customer=ref))
+            (f"Inbound events ({events})", changelist_url("inbound_inboundevent", brand__id__exact=brand, customer=ref))
         )
-    try:
-        delivery_model = apps.get_model("outbound", "Delivery")
-    except LookupError:
-        delivery_model = None
+    delivery_model = _installed("outbound", "Delivery")
     if delivery_model is not None:  # indexed on (customer_id, created_at)
         deliveries = delivery_model.objects.filter(customer_id=customer.pk).count()
         links.append(
             (
                 f"Deliveries ({deliveries})",
-                _changelist("outbound_delivery", brand__id__exact=brand, customer_id=customer.pk),
+                changelist_url("outbound_delivery", brand__id__exact=brand, customer_id=customer.pk),
             )
         )
     links.append(("Delivery attempts", logs_url(brand=brand, direction="outbound", customer=ref)))

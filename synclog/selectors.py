@@ -14,11 +14,11 @@ from django.apps import apps
 from django.db.models import F, OuterRef, QuerySet, Subquery
 from django.urls import reverse
 
+from hub.redaction import redact_query, redact_text, redact_url
 from hub.tenancy import member_brand_ids
 
 from .filters import INBOUND, INTEGRATIONS, OUTBOUND, LogQuery, visible_brand_ids
-from .models import DeliveryAttempt, InboundRequest
-from .redaction import redact_query, redact_text, redact_url
+from .models import DeliveryAttempt, InboundRequest, inbound_succeeded
 
 INTEGRATION_LABELS = {value: label for value, label, _direction in INTEGRATIONS}
 
@@ -102,7 +102,7 @@ def _rows(direction: str, queryset) -> QuerySet:
 
 def _as_row(direction: str, values: dict) -> LogRow:
     if direction == INBOUND:
-        query = redact_query(values["query"]) if values["query"] else ""
+        query = redact_query(values["query"])
         status = values["status"]
         endpoint = values["endpoint"]
         return LogRow(
@@ -116,7 +116,7 @@ def _as_row(direction: str, values: dict) -> LogRow:
             method=values["method"],
             target=values["path"] + (f"?{query}" if query else ""),
             status=status,
-            ok=status < 400 or (endpoint == "m8com.lookup" and status == 404),
+            ok=inbound_succeeded(endpoint, status),
             duration_ms=values["latency_ms"],
             customer_ref=values["customer_ref"] or "",
             message_id="",
@@ -131,7 +131,7 @@ def _as_row(direction: str, values: dict) -> LogRow:
         name=values["source_name"],
         event=values["event_type"],
         method=values["method"],
-        target=redact_url(values["url"]) if values["url"] else "",
+        target=redact_url(values["url"]),
         status=values["response_status"],
         ok=values["succeeded"],
         duration_ms=values["duration_ms"],
@@ -141,7 +141,9 @@ def _as_row(direction: str, values: dict) -> LogRow:
     )
 
 
-def _filtered(*, user, query: LogQuery) -> dict[str, QuerySet]:
+def logs_filtered(*, user, query: LogQuery) -> dict[str, QuerySet]:
+    """{direction: the user's rows of that direction matching the filters}; a
+    direction no row of which can match is left out."""
     filtered = {}
     brand_ids = visible_brand_ids(user)
     for direction in query.directions():
@@ -156,24 +158,22 @@ def _merged(streams: Mapping[str, Iterable[dict]]) -> Iterator[LogRow]:
     return heapq.merge(*rows, key=lambda row: (row.at, row.direction == INBOUND, row.pk), reverse=True)
 
 
-def log_page(*, user, query: LogQuery, offset: int, limit: int) -> list[LogRow]:
-    """Rows offset..offset+limit of the merged list. Each table gives its newest
-    offset+limit rows (an indexed, bounded read); the merge picks the page."""
+def log_page(*, filtered: Mapping[str, QuerySet], offset: int, limit: int) -> list[LogRow]:
+    """Rows offset..offset+limit of the merged list (``filtered``: logs_filtered).
+    Each table gives its newest offset+limit rows (an indexed, bounded read); the merge picks the page."""
     wanted = offset + limit
-    streams = {
-        direction: list(_rows(direction, qs)[:wanted]) for direction, qs in _filtered(user=user, query=query).items()
-    }
+    streams = {direction: list(_rows(direction, qs)[:wanted]) for direction, qs in filtered.items()}
     return list(islice(_merged(streams), offset, wanted))
 
 
-def log_count(*, user, query: LogQuery) -> dict[str, int]:
-    return {direction: qs.count() for direction, qs in _filtered(user=user, query=query).items()}
+def log_count(*, filtered: Mapping[str, QuerySet]) -> dict[str, int]:
+    return {direction: qs.count() for direction, qs in filtered.items()}
 
 
 def log_iter(*, user, query: LogQuery, chunk_size: int = 2000) -> Iterator[LogRow]:
     """Every matching row, newest first, read in chunks (for the streamed CSV)."""
     streams = {
         direction: _rows(direction, qs).iterator(chunk_size=chunk_size)
-        for direction, qs in _filtered(user=user, query=query).items()
+        for direction, qs in logs_filtered(user=user, query=query).items()
     }
     return _merged(streams)

@@ -41,11 +41,12 @@ def _with_current(choices: list[tuple[str, str]], current: str) -> list[tuple[st
 def logs_view(request):
     _require_log_reader(request)
     query = LogQuery(request.GET)
-    counts = selectors.log_count(user=request.user, query=query)
+    filtered = selectors.logs_filtered(user=request.user, query=query)
+    counts = selectors.log_count(filtered=filtered)
     total = sum(counts.values())
     pages = max((min(total, MAX_ROWS) + PER_PAGE - 1) // PER_PAGE, 1)
     page = min(_page_number(request), pages)
-    rows = selectors.log_page(user=request.user, query=query, offset=(page - 1) * PER_PAGE, limit=PER_PAGE)
+    rows = selectors.log_page(filtered=filtered, offset=(page - 1) * PER_PAGE, limit=PER_PAGE)
     active = query.active
     base = urlencode(active)
 

@@ -9,6 +9,13 @@ import pytest
 from django.conf import settings
 
 
+def clean_environ(**environ) -> dict:
+    """This process's environment without what tests set in it (the browser tests set
+    DJANGO_ALLOW_ASYNC_UNSAFE, which the deploy check rightly refuses)."""
+    inherited = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE" and not k.startswith("HUB_")}
+    return {**inherited, **environ}
+
+
 def settings_of(**environ) -> dict:
     code = (
         "import json, django; django.setup(); from django.conf import settings as s; "
@@ -16,10 +23,9 @@ def settings_of(**environ) -> dict:
         "'lease': s.HUB_DELIVERY_LEASE_SECONDS, 'cache': s.HUB_LOOKUP_CACHE_SIZE, "
         "'shared': s.HUB_LOOKUP_CACHE_SHARED}, default=str))"
     )
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", **environ}
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, cwd=settings.BASE_DIR, capture_output=True, text=True, check=True
-    )
+    env = clean_environ(DJANGO_SETTINGS_MODULE="config.settings", **environ)
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=settings.BASE_DIR, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -42,14 +48,13 @@ def test_engine_settings_come_from_the_environment():
 def test_production_settings_pass_check_deploy(tmp_path):
     from cryptography.fernet import Fernet
 
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings_production",
-        "SECRET_KEY": "x" * 20 + "-production-secret-key-for-the-deploy-check-0123456789",
-        "HUB_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-        "ALLOWED_HOSTS": "hub.example.com",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'deploy.sqlite3'}",
-    }
+    env = clean_environ(
+        DJANGO_SETTINGS_MODULE="config.settings_production",
+        SECRET_KEY="x" * 20 + "-production-secret-key-for-the-deploy-check-0123456789",
+        HUB_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+        ALLOWED_HOSTS="hub.example.com",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'deploy.sqlite3'}",
+    )
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         env=env,

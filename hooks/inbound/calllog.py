@@ -22,7 +22,7 @@ import hashlib
 import logging
 from typing import Any
 
-from django.urls import path
+from django.urls import re_path
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
@@ -276,4 +276,10 @@ class M8ComCallLogApi(APIView):
         return calllog_view(request, kwargs["brand_slug"])
 
 
-urlpatterns = [path("m8com/<slug:brand_slug>/calllog", csrf_exempt(M8ComCallLogApi.as_view()), name="m8com-calllog")]
+urlpatterns = [
+    re_path(
+        r"^m8com/(?P<brand_slug>[-a-zA-Z0-9_]+)/calllog(?:/+)?$",
+        csrf_exempt(M8ComCallLogApi.as_view()),
+        name="m8com-calllog",
+    )
+]

@@ -20,9 +20,9 @@ from django.utils import timezone
 from customers.selectors import sql_rows
 from hub.models import Brand, Credential
 from hub.net import client_ip
+from hub.redaction import redact_query, redact_text
 from hub.selectors import AuthResult, credential_authenticate, credential_needs_touch
 from synclog import writer
-from synclog.redaction import redact_query, redact_text
 
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 BODY_LOG_LIMIT = 16 * 1024

@@ -25,7 +25,7 @@ import re
 from typing import Any
 
 import orjson
-from django.urls import path
+from django.urls import re_path
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
@@ -375,4 +375,6 @@ class M8ComNumberLookupApi(APIView):
         return m8com_lookup(request, kwargs["brand_slug"])
 
 
-urlpatterns = [path("m8com/<str:brand_slug>/lookup", M8ComNumberLookupApi.as_view(), name="m8com-number-lookup")]
+urlpatterns = [
+    re_path(r"^m8com/(?P<brand_slug>[^/]+)/lookup(?:/+)?$", M8ComNumberLookupApi.as_view(), name="m8com-number-lookup")
+]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import logging
 
-from django.urls import path
+from django.urls import re_path
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
@@ -304,8 +304,8 @@ class OmnideskCustomerLookupApi(APIView):
 
 
 urlpatterns = [
-    path(
-        "omnidesk/<str:brand_slug>/customerlookup",
+    re_path(
+        r"^omnidesk/(?P<brand_slug>[^/]+)/customerlookup(?:/+)?$",
         OmnideskCustomerLookupApi.as_view(),
         name="omnidesk-customer-lookup",
     )

@@ -21,7 +21,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from django.urls import path
+from django.urls import re_path
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
@@ -636,8 +636,8 @@ class ServiceHookApi(APIView):
 
 
 urlpatterns = [
-    path(
-        "servicehooks/<slug:brand_slug>/<str:event_type>",
+    re_path(
+        r"^servicehooks/(?P<brand_slug>[-a-zA-Z0-9_]+)/(?P<event_type>[^/]+)(?:/+)?$",
         csrf_exempt(ServiceHookApi.as_view()),
         name="servicehooks-event",
     ),

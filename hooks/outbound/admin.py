@@ -213,16 +213,6 @@ class CrmSyncAdmin(DeliveryHealthColumns, BrandScopedHistoryAdmin):
     list_filter = ["enabled", "brand"]
     search_fields = ["name"]
     inlines = [CreateInline, UpdateInline, DeleteInline]
-
-    @staticmethod
-    def page_health(syncs: list) -> None:
-        """Attach each sync's delivery health (its actions' deliveries) for the list columns."""
-        action_ids = {sync.pk: [a.pk for a in sync.actions.all()] for sync in syncs}
-        health = selectors.source_health(
-            source_kind="crm_action", source_ids=[pk for ids in action_ids.values() for pk in ids]
-        )
-        for sync in syncs:
-            sync.health = selectors.health_merge([health[pk] for pk in action_ids[sync.pk]])
     fieldsets = [
         (None, {"fields": ["brand", "name", "enabled"]}),
         (
@@ -234,6 +224,16 @@ class CrmSyncAdmin(DeliveryHealthColumns, BrandScopedHistoryAdmin):
         ),
         ("Signing", {"fields": ["new_signing_secret", "remove_signing_secret"]}),
     ]
+
+    @staticmethod
+    def page_health(syncs: list) -> None:
+        """Attach each sync's delivery health (its actions' deliveries) for the list columns."""
+        action_ids = {sync.pk: [a.pk for a in sync.actions.all()] for sync in syncs}
+        health = selectors.source_health(
+            source_kind="crm_action", source_ids=[pk for ids in action_ids.values() for pk in ids]
+        )
+        for sync in syncs:
+            sync.health = selectors.health_merge([health[pk] for pk in action_ids[sync.pk]])
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
@@ -437,12 +437,11 @@ class DeliveryAdmin(BrandScopedAdmin):
         from synclog.detail import logs_url
 
         links = []
-        model = {"crm_action": "outbound_crmsync", "rule": "rules_eventrule"}.get(obj.source_kind)
-        if model == "outbound_crmsync":
+        if obj.source_kind == "crm_action":
             sync_id = CrmSyncAction.objects.filter(pk=obj.source_id).values_list("sync_id", flat=True).first()
             if sync_id:
                 links.append(("CRM sync", reverse("admin:outbound_crmsync_change", args=[sync_id])))
-        elif model == "rules_eventrule":
+        elif obj.source_kind == "rule":
             links.append(("Rule", reverse("admin:rules_eventrule_change", args=[obj.source_id])))
         customer = Customer.objects.filter(pk=obj.customer_id).values_list("customer_id", flat=True).first()
         if customer is not None:

@@ -40,7 +40,7 @@ from jinja2 import ChainableUndefined, TemplateError, Undefined
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
-from synclog.redaction import is_secret_header
+from hub.redaction import is_secret_header
 
 CONTENT_TYPES = {
     "json": "application/json",
@@ -141,14 +141,14 @@ _SINGLE_BRACE_TAG = re.compile(r"(?<![{$\w])\{\s*([A-Za-z_]\w*(?:\.\w+)*)\s*\}(?
 _JINJA_PARTS = re.compile(r"(\{%-?\s*raw\s*-?%\}.*?\{%-?\s*endraw\s*-?%\}|\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\})", re.S)
 
 
+def _single_brace_names(source: str) -> list[str]:
+    """Every ``{name}`` / ``{a.b}`` of a template outside Jinja's own syntax."""
+    return [match.group(1) for text in _JINJA_PARTS.split(source)[::2] for match in _SINGLE_BRACE_TAG.finditer(text)]
+
+
 def single_brace_tags(source: str) -> list[str]:
     """The EddyDesk tags of a template (outside Jinja's own syntax)."""
-    return [
-        match.group(1)
-        for text in _JINJA_PARTS.split(source)[::2]
-        for match in _SINGLE_BRACE_TAG.finditer(text)
-        if match.group(1).split(".")[0] in TAG_ROOTS
-    ]
+    return [name for name in _single_brace_names(source) if name.split(".")[0] in TAG_ROOTS]
 
 
 def jinja_source(source: str) -> str:
@@ -377,13 +377,7 @@ def validate_config(config: Any, sample: dict[str, Any] | None = None) -> dict[s
             errors.setdefault(name, []).append(f"Template syntax error: {exc}")
         if name == "url":
             # Braces are not valid in a URL: a {name} that is not a token is a mistake, not text.
-            plain = _JINJA_PARTS.split(source)[::2]
-            unknown = [
-                m.group(1)
-                for text in plain
-                for m in _SINGLE_BRACE_TAG.finditer(text)
-                if m.group(1).split(".")[0] not in sample
-            ]
+            unknown = [tag for tag in _single_brace_names(source) if tag.split(".")[0] not in sample]
             if unknown:
                 errors.setdefault(name, []).append(
                     f"Unknown tag {{{unknown[0]}}}: a tag names a token such as {{customer.customer_id}} or "

@@ -30,7 +30,7 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
-from synclog.redaction import MASK, redact_headers, redact_text, redact_url
+from hub.redaction import MASK, redact_headers, redact_text, redact_url
 
 from . import registry
 from .models import (

@@ -192,7 +192,7 @@ class EventRuleAdmin(DeliveryHealthColumns, BrandScopedHistoryAdmin):
         health = source_health(source_kind="rule", source_ids=[obj.pk])[obj.pk]
         week = source_health(source_kind="rule", source_ids=[obj.pk], since_hours=24 * 7)[obj.pk]
         return format_html(
-            "Last delivery: {} · success in 24 h: {} · in 7 days: {} · <a href=\"{}\">all attempts in the logs</a>",
+            'Last delivery: {} · success in 24 h: {} · in 7 days: {} · <a href="{}">all attempts in the logs</a>',
             health_last_html(health),
             health_rate_html(health),
             health_rate_html(week),

@@ -27,7 +27,7 @@ from hooks.outbound.models import SECRET_FIELDS
 from hooks.outbound.registry import register_source
 from hub.events import Event, subscribe
 from hub.models import Brand
-from synclog.redaction import MASK, redact_headers, redact_url
+from hub.redaction import MASK, redact_headers, redact_url
 
 from .conditions import ConditionError, Evaluation, conditions_clean, evaluate
 from .models import EventRule

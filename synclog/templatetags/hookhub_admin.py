@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import template
 
 from hub.models import Credential
-from hub.tenancy import brand_roles, brands_for
+from hub.tenancy import admin_brand_ids, brand_roles, brands_for
 
 register = template.Library()
 
@@ -18,5 +18,5 @@ def hookhub_start_here(context):
     roles = {} if user.is_superuser else brand_roles(user)
     for brand in brands:
         brand.user_role = "superuser" if user.is_superuser else roles.get(brand.pk, "")
-    can_configure = user.is_superuser or "admin" in roles.values()
+    can_configure = user.is_superuser or bool(admin_brand_ids(user))
     return {"brands": brands, "has_keys": has_keys, "is_superuser": user.is_superuser, "can_configure": can_configure}

@@ -12,8 +12,8 @@ from standardwebhooks.webhooks import Webhook
 from hooks.outbound import services
 from hooks.outbound.models import CrmSyncAction, Delivery
 from hooks.outbound.transport import address_problem
+from hub.redaction import MASK
 from synclog.models import DeliveryAttempt
-from synclog.redaction import MASK
 from tests import factories
 
 from .conftest import make_sync, run_all

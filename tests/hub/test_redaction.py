@@ -9,8 +9,8 @@ import pytest
 from django.core.servers.basehttp import WSGIRequestHandler
 
 from hooks.inbound.lookup_cache import lookup_cache
+from hub.redaction import MASK, RedactingFilter, redact_query, redact_text
 from synclog.models import InboundRequest
-from synclog.redaction import MASK, RedactingFilter, redact_query, redact_text
 from tests.factories import credential, customer
 
 

@@ -1,0 +1,17 @@
+"""Contribution points of the admin: a read-only panel one app adds to another
+app's page without importing it (ARCHITECTURE: dependencies point one way, so
+customers never imports synclog). synclog adds the customer's Logs panel in
+its AppConfig.ready()."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+# Each takes the customer and returns safe HTML (format_html).
+customer_panels: list[Callable[[Any], str]] = []
+
+
+def customer_panel_add(panel: Callable[[Any], str]) -> None:
+    if panel not in customer_panels:
+        customer_panels.append(panel)
