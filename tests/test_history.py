@@ -380,3 +380,17 @@ def test_keys_typed_into_urls_or_headers_are_masked_in_the_history(client, brand
         assert "api_key=********" in html
         assert "sk_url_secret" not in html and "sk_header_secret" not in html
         assert "Accept: application/json" in html
+
+
+def test_secret_json_headers_are_masked_in_the_history_and_quotes_are_not_escaped_twice(client, brand):
+    from hooks.rules.services import rule_create
+
+    rule = rule_create(brand=brand, name="JSON headers", event_types=["workitem.closed"], url="https://crm.example.com/n")
+    rule.headers = '{"Accept": "application/json", "X-Api-Key": "hdr-secret"}'  # saved before such headers were refused
+    rule.save()
+    client.force_login(factories.member(brand, Role.AUDITOR, username="audrey"))
+    for url in (reverse("admin:rules_eventrule_history", args=[rule.pk]), reverse("admin:hub_configuration_changes")):
+        html = client.get(url).content.decode()
+        assert "hdr-secret" not in html
+        assert "&quot;X-Api-Key&quot;: &quot;********&quot;" in html
+        assert "&amp;quot;" not in html
