@@ -15,7 +15,6 @@ import argparse
 import itertools
 import json
 import re
-import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 _ids = itertools.count(1)
@@ -86,7 +85,6 @@ def main() -> None:
         pass
     finally:
         server.server_close()
-    sys.exit(0)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
 
 from customers import documents
@@ -48,8 +48,6 @@ def source_health(*, source_kind: str, source_ids: list[int], since_hours: int =
     """For a list page: per source (a CRM sync action or a rule), the newest
     delivery's outcome and the share of successful attempts in the window.
     Two grouped queries for the whole page, whatever its length."""
-    from django.db.models import Max
-
     from synclog.models import DeliveryAttempt
 
     if not source_ids:
