@@ -6,8 +6,9 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.utils.html import format_html_join
 
+from hub import scoping
 from hub.admin_panels import customer_panels
-from hub.tenancy import BrandScopedAdmin, BrandScopedInline, brands_for
+from hub.tenancy import BrandScopedAdmin, BrandScopedInline
 
 from . import services
 from .models import Activity, Address, Customer, CustomField
@@ -157,7 +158,8 @@ class CustomerAdmin(BrandScopedAdmin):
         term = search_term.strip()
         if term and sum(ch.isdigit() for ch in term) >= 6:
             numbers = set()
-            for region in brands_for(request.user).values_list("default_region", flat=True).distinct():
+            brands = scoping.brands(user=request.user, action=scoping.VIEW)
+            for region in brands.values_list("default_region", flat=True).distinct():
                 try:
                     numbers.add(normalize_phone(term, region, strict=False))
                 except InvalidAddress:
@@ -218,7 +220,6 @@ class CustomerAdmin(BrandScopedAdmin):
 
 @admin.register(Activity)
 class ActivityAdmin(BrandScopedAdmin):
-    brand_lookup = "customer__brand"
     list_display = ["occurred_at", "kind", "customer", "header", "source"]
     list_filter = ["kind", "source"]
     list_select_related = ["customer"]
@@ -228,11 +229,6 @@ class ActivityAdmin(BrandScopedAdmin):
 
     def get_model_perms(self, request):
         return {}  # reached from the customer page; kept out of the index
-
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        if db_field.name == "customer" and not request.user.is_superuser:
-            kwargs["queryset"] = Customer.objects.filter(brand__in=brands_for(request.user, write=True))
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)

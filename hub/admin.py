@@ -8,15 +8,9 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from simple_history.admin import SimpleHistoryAdmin
 
-from . import services
+from . import scoping, services
+from .history import BrandScopedHistoryAdmin, history_sources, recent_changes
 from .models import Brand, Credential, Membership
-from .tenancy import (
-    BrandScopedHistoryAdmin,
-    admin_brand_ids,
-    brands_for,
-    history_sources,
-    recent_changes,
-)
 
 CHANGES_SHOWN = 200
 
@@ -67,7 +61,6 @@ class UserMembershipInline(SuperuserOnlyInline):
 
 @admin.register(Brand)
 class BrandAdmin(MembershipFormsetMixin, BrandScopedHistoryAdmin):
-    brand_lookup = "pk"
     list_display = ["name", "slug", "default_region", "time_zone", "is_active", "created_at"]
     list_filter = ["is_active"]
     search_fields = ["name", "slug"]
@@ -125,12 +118,16 @@ class BrandAdmin(MembershipFormsetMixin, BrandScopedHistoryAdmin):
         if not self.has_module_permission(request):
             raise PermissionDenied
         sources = history_sources(self.admin_site)
-        brands = brands_for(request.user).order_by("name")
+        brands = scoping.brands(user=request.user, action=scoping.VIEW).order_by("name")
         brand_id = request.GET.get("brand", "")
         kind = request.GET.get("kind", "")
         chosen = [s for s in sources if not kind or s.key == kind]
-        wanted_brands = {int(brand_id)} if brand_id.isdigit() else None
-        entries = recent_changes(user=request.user, sources=chosen, brand_ids=wanted_brands, limit=CHANGES_SHOWN)
+        entries = recent_changes(
+            user=request.user,
+            sources=chosen,
+            brand_id=int(brand_id) if brand_id.isdigit() else None,
+            limit=CHANGES_SHOWN,
+        )
         context = {
             **self.admin_site.each_context(request),
             "title": "Configuration changes",
@@ -254,9 +251,8 @@ class CredentialAdmin(BrandScopedHistoryAdmin):
 
     @admin.action(description="Revoke selected keys", permissions=["change"])
     def revoke_selected(self, request, queryset):
-        """Revoked keys get 403 at once; other active keys of the brand keep working (rotation)."""
-        if not request.user.is_superuser:
-            queryset = queryset.filter(brand_id__in=admin_brand_ids(request.user))
+        """Revoked keys get 403 at once; other active keys of the brand keep working (rotation).
+        ``queryset`` holds only keys of brands the user administers (BrandScopedAdmin.get_action)."""
         count = 0
         for credential in queryset.filter(revoked_at__isnull=True):
             services.credential_revoke(credential=credential)

@@ -28,7 +28,6 @@ from .filters import (
     SourceFilter,
     for_direction,
     search_q,
-    visible_brand_ids,
 )
 from .models import DeliveryAttempt, InboundRequest
 
@@ -57,8 +56,7 @@ class ReadOnlyLogAdmin(BrandScopedAdmin):
         return False
 
     def get_search_results(self, request, queryset, search_term):
-        brand_ids = visible_brand_ids(request.user) if search_term.strip() else []
-        return queryset.filter(search_q(self.direction, search_term, brand_ids=brand_ids)), False
+        return queryset.filter(search_q(self.direction, search_term, user=request.user)), False
 
     def get_urls(self):
         info = self.opts.app_label, self.opts.model_name
@@ -204,10 +202,6 @@ class DeliveryAttemptAdmin(ReadOnlyLogAdmin):
     def delivery_link(self, obj):
         url = reverse("admin:outbound_delivery_change", args=[obj.delivery_id])
         return format_html('<a href="{}">{}</a>', url, obj.delivery.message_id)
-
-    def lookup_allowed(self, lookup, value, request=None):
-        # Older links filter by ?delivery__brand__id__exact=<brand>.
-        return lookup.startswith("delivery__brand") or super().lookup_allowed(lookup, value, request)
 
     def export_rows(self, queryset):
         return exports.attempts_csv(queryset)

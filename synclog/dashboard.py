@@ -19,8 +19,8 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from hub import scoping
 from hub.models import Brand
-from hub.tenancy import brands_for
 
 from .detail import changelist_url, logs_url
 from .filters import inbound_ok_q
@@ -164,15 +164,14 @@ def _outbound_data(brand, start, step, trunc, fmt, count, since) -> dict:
         .annotate(failed=Count("pk"))
         .order_by("-failed", "source_name")[:10]
     ]
-    created_since = start.isoformat()
+    # Links into the delivery list use its declared filters only (hooks.outbound.admin.DeliveryAdmin).
     for row in failing:
         row["link"] = changelist_url(
             "outbound_delivery",
             brand__id__exact=brand.pk,
             state__exact="failed",
-            created_at__gte=created_since,
-            source_kind__exact=row["source_kind"],
-            source_id=row["source_id"],
+            source=f"{row['source_kind']}:{row['source_id']}",
+            **{"from": since},
         )
         row["attempts_link"] = logs_url(
             brand=brand.pk,
@@ -205,11 +204,11 @@ def _outbound_data(brand, start, step, trunc, fmt, count, since) -> dict:
         "slowest_outbound": slowest,
         "waiting_count": waiting.count(),
         "waiting_link": changelist_url(
-            "outbound_delivery", brand__id__exact=brand.pk, state__exact="pending", attempts__gt=0
+            "outbound_delivery", brand__id__exact=brand.pk, state__exact="pending", tried="yes"
         ),
         "failed_count": failed.count(),
         "failed_link": changelist_url(
-            "outbound_delivery", brand__id__exact=brand.pk, state__exact="failed", created_at__gte=created_since
+            "outbound_delivery", brand__id__exact=brand.pk, state__exact="failed", **{"from": since}
         ),
         "attempts_link": logs_url(brand=brand.pk, direction="outbound", **{"from": since}),
         "attempts_failed_link": logs_url(brand=brand.pk, direction="outbound", outcome="failed", **{"from": since}),
@@ -217,7 +216,7 @@ def _outbound_data(brand, start, step, trunc, fmt, count, since) -> dict:
 
 
 def dashboard_view(request, slug: str | None = None):
-    brands = brands_for(request.user)
+    brands = scoping.brands(user=request.user, action=scoping.VIEW)
     if slug is None:
         brand = brands.first()
         if brand is None:

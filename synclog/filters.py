@@ -12,6 +12,11 @@ names, so a link built in one place selects the same rows everywhere:
 ``customer``     the brand's customer ID (Omnidesk primaryID), exactly
 ``event``        the inbound event a call delivered (inbound only)
 ``q``            free text: customer ID, URL or path, message id, source, note, error
+
+The unified Logs page and its CSV accept these names (and ``p``, the page) and
+nothing else: an unknown parameter answers 400, as an undeclared lookup does on
+the admin lists (hub.tenancy.BrandScopedAdmin.lookup_allowed). Which rows and
+customers a user may see is asked of hub.scoping, never derived here.
 """
 
 from __future__ import annotations
@@ -21,11 +26,12 @@ from datetime import datetime, time, timedelta
 
 from django.apps import apps
 from django.contrib import admin
+from django.contrib.admin.exceptions import DisallowedModelAdminLookup
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from hub.tenancy import brands_for, member_brand_ids
+from hub import scoping
 
 INBOUND = "inbound"
 OUTBOUND = "outbound"
@@ -78,8 +84,9 @@ def integration_q(direction: str, value: str) -> Q | None:
     return Q(delivery__source_kind=value)
 
 
-def source_q(direction: str, value: str) -> Q | None:
-    """One CRM sync (all three of its actions) or one dispatcher rule."""
+def source_q(direction: str, value: str, *, delivery: str = "delivery__") -> Q | None:
+    """One CRM sync (all three of its actions) or one dispatcher rule; ``delivery``:
+    the path from the filtered rows to their Delivery ("" for the delivery list)."""
     kind, _, pk = value.partition(":")
     if not pk.isdigit():
         return Q() if not value else None
@@ -91,10 +98,12 @@ def source_q(direction: str, value: str) -> Q | None:
         except LookupError:
             return None
         return Q(
-            delivery__source_kind="crm_action",
-            delivery__source_id__in=action_model.objects.filter(sync_id=int(pk)).values("pk"),
+            **{
+                f"{delivery}source_kind": "crm_action",
+                f"{delivery}source_id__in": action_model.objects.filter(sync_id=int(pk)).values("pk"),
+            }
         )
-    return Q(delivery__source_kind=kind, delivery__source_id=int(pk))
+    return Q(**{f"{delivery}source_kind": kind, f"{delivery}source_id": int(pk)})
 
 
 def outcome_q(direction: str, value: str) -> Q | None:
@@ -147,28 +156,21 @@ def date_q(direction: str, date_from: str, date_to: str, *, field: str | None = 
     return condition
 
 
-def visible_brand_ids(user) -> list[int]:
-    """The user's brands (hub.tenancy's memberships, cached per request); superusers: every brand."""
-    if user.is_superuser:
-        return list(brands_for(user).values_list("pk", flat=True))
-    return sorted(member_brand_ids(user))
+def _customer_pks(customer_ref: str, *, user):
+    """Customers with this customer ID in the user's brands: one probe of the
+    unique (brand, customer_id) index per brand, not a scan of every customer."""
+    customers = apps.get_model("customers", "Customer").objects.filter(customer_id=customer_ref)
+    return scoping.restrict(customers, user=user, action=scoping.VIEW, per_brand=True).values("pk")
 
 
-def _customer_pks(customer_ref: str, brand_ids: list[int]):
-    """Customers with this customer ID in these brands: one probe of the unique
-    (brand, customer_id) index per brand, not a scan of every customer."""
-    customer_model = apps.get_model("customers", "Customer")
-    return customer_model.objects.filter(brand_id__in=brand_ids, customer_id=customer_ref).values("pk")
-
-
-def customer_q(direction: str, value: str, *, brand_ids: list[int]) -> Q:
+def customer_q(direction: str, value: str, *, user, delivery: str = "delivery__") -> Q:
     """The brand's customer ID, exactly. Outbound deliveries keep the hub's own
     customer id; a deleted customer's rows are no longer found by its customer ID."""
     value = value.strip()
     if not value:
         return Q()
-    pks = _customer_pks(value, brand_ids)
-    return Q(customer_id__in=pks) if direction == INBOUND else Q(delivery__customer_id__in=pks)
+    pks = _customer_pks(value, user=user)
+    return Q(customer_id__in=pks) if direction == INBOUND else Q(**{f"{delivery}customer_id__in": pks})
 
 
 def event_q(direction: str, value: str) -> Q | None:
@@ -206,11 +208,11 @@ SEARCH_LOOKUPS = {
 }
 
 
-def search_q(direction: str, term: str, *, brand_ids: list[int]) -> Q:
+def search_q(direction: str, term: str, *, user) -> Q:
     term = term.strip()
     if not term:
         return Q()
-    condition = customer_q(direction, term, brand_ids=brand_ids)
+    condition = customer_q(direction, term, user=user)
     for lookup in SEARCH_LOOKUPS[direction]:
         condition |= Q(**{lookup: term})
     return condition
@@ -220,8 +222,13 @@ class LogQuery:
     """The filters of one request (the unified Logs page and its CSV export)."""
 
     FIELDS = ("brand", "direction", "integration", "source", "outcome", "from", "to", "customer", "event", "q")
+    PAGE = "p"
 
     def __init__(self, data):
+        unknown = sorted(set(data) - {*self.FIELDS, self.PAGE})
+        if unknown:
+            # Django answers 400 (a SuspiciousOperation), as for an undeclared admin lookup.
+            raise DisallowedModelAdminLookup(f"Filtering by {unknown[0]} not allowed")
         self.values = {name: (data.get(name) or "").strip() for name in self.FIELDS}
 
     def __getitem__(self, name: str) -> str:
@@ -235,24 +242,23 @@ class LogQuery:
         wanted = self.values["direction"]
         return [d for d in (INBOUND, OUTBOUND) if not wanted or wanted == d]
 
-    def apply(self, direction: str, queryset, *, brand_ids: list[int]):
-        """The queryset (already limited to the user's brands, ``brand_ids``)
+    def apply(self, direction: str, queryset, *, user):
+        """The queryset (already restricted to the user's brands by hub.scoping)
         narrowed to these filters, or None when nothing can match."""
         v = self.values
         brand = v["brand"]
         if brand:
-            if not brand.isdigit() or int(brand) not in brand_ids:
+            if not brand.isdigit():
                 return None
             queryset = queryset.filter(brand_id=int(brand))
-            brand_ids = [int(brand)]
         for condition in (
             integration_q(direction, v["integration"]),
             source_q(direction, v["source"]),
             outcome_q(direction, v["outcome"]),
             event_q(direction, v["event"]),
             date_q(direction, v["from"], v["to"]),
-            customer_q(direction, v["customer"], brand_ids=brand_ids),
-            search_q(direction, v["q"], brand_ids=brand_ids),
+            customer_q(direction, v["customer"], user=user),
+            search_q(direction, v["q"], user=user),
         ):
             if condition is None:
                 return None
@@ -304,6 +310,7 @@ class SourceFilter(_DirectionalFilter):
     title = "sync or rule"
     parameter_name = "source"
     direction = OUTBOUND
+    delivery_path = "delivery__"  # "" on the delivery list itself
 
     def lookups(self, request, model_admin):
         return source_choices(request.user)
@@ -313,18 +320,18 @@ class SourceFilter(_DirectionalFilter):
         return super().has_output() or bool(self.value())
 
     def condition(self, value):
-        return source_q(self.direction, value)
+        return source_q(self.direction, value, delivery=self.delivery_path)
 
 
 def source_choices(user) -> list[tuple[str, str]]:
-    brands = brands_for(user)
     choices = []
     for label, kind, name_prefix in (("outbound.CrmSync", "crmsync", "CRM sync"), ("rules.EventRule", "rule", "Rule")):
         try:
             model = apps.get_model(label)
         except LookupError:
             continue
-        for pk, name in model.objects.filter(brand__in=brands).order_by("name").values_list("pk", "name")[:200]:
+        sources = scoping.restrict(model.objects.all(), user=user, action=scoping.VIEW)
+        for pk, name in sources.order_by("name").values_list("pk", "name")[:200]:
             choices.append((f"{kind}:{pk}", f"{name_prefix}: {name}"))
     return choices
 
@@ -406,12 +413,13 @@ class CustomerFilter(InputFilter):
     title = "customer"
     parameters = (("customer", "customer ID", "text"),)
     direction = INBOUND
+    delivery_path = "delivery__"  # "" on the delivery list itself
 
     def queryset(self, request, queryset):
         value = self.used_parameters.get("customer", "")
         if not value:  # no box filled in: no need to read the user's brands
             return queryset
-        return queryset.filter(customer_q(self.direction, value, brand_ids=visible_brand_ids(request.user)))
+        return queryset.filter(customer_q(self.direction, value, user=request.user, delivery=self.delivery_path))
 
 
 class EventFilter(InputFilter):
@@ -429,6 +437,7 @@ class EventFilter(InputFilter):
         return queryset.none() if condition is None else queryset.filter(condition)
 
 
-def for_direction(filter_class, direction: str):
-    """The filter class bound to one direction (the list filters are per model)."""
-    return type(f"{direction.title()}{filter_class.__name__}", (filter_class,), {"direction": direction})
+def for_direction(filter_class, direction: str, **attrs):
+    """The filter class bound to one direction (the list filters are per model);
+    ``attrs``: e.g. ``delivery_path=""`` for the delivery list, ``time_field``."""
+    return type(f"{direction.title()}{filter_class.__name__}", (filter_class,), {"direction": direction, **attrs})

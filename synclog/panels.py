@@ -37,7 +37,7 @@ def customer_log_links(customer) -> list[tuple[str, str]]:
         links.append(
             (
                 f"Deliveries ({deliveries})",
-                changelist_url("outbound_delivery", brand__id__exact=brand, customer_id=customer.pk),
+                changelist_url("outbound_delivery", brand__id__exact=brand, customer=ref),
             )
         )
     links.append(("Delivery attempts", logs_url(brand=brand, direction="outbound", customer=ref)))

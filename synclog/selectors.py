@@ -14,10 +14,10 @@ from django.apps import apps
 from django.db.models import F, OuterRef, QuerySet, Subquery
 from django.urls import reverse
 
+from hub import scoping
 from hub.redaction import redact_query, redact_text, redact_url
-from hub.tenancy import member_brand_ids
 
-from .filters import INBOUND, INTEGRATIONS, OUTBOUND, LogQuery, visible_brand_ids
+from .filters import INBOUND, INTEGRATIONS, OUTBOUND, LogQuery
 from .models import DeliveryAttempt, InboundRequest, inbound_succeeded
 
 INTEGRATION_LABELS = {value: label for value, label, _direction in INTEGRATIONS}
@@ -56,9 +56,7 @@ class LogRow:
 def logs_visible(*, user, direction: str) -> QuerySet:
     """Every log row of the user's brands (superusers: all, calls to no brand included)."""
     queryset = InboundRequest.objects.all() if direction == INBOUND else DeliveryAttempt.objects.all()
-    if user.is_superuser:
-        return queryset
-    return queryset.filter(brand_id__in=member_brand_ids(user))
+    return scoping.restrict(queryset, user=user, action=scoping.VIEW)
 
 
 def customer_ref_of_delivery():
@@ -145,9 +143,8 @@ def logs_filtered(*, user, query: LogQuery) -> dict[str, QuerySet]:
     """{direction: the user's rows of that direction matching the filters}; a
     direction no row of which can match is left out."""
     filtered = {}
-    brand_ids = visible_brand_ids(user)
     for direction in query.directions():
-        queryset = query.apply(direction, logs_visible(user=user, direction=direction), brand_ids=brand_ids)
+        queryset = query.apply(direction, logs_visible(user=user, direction=direction), user=user)
         if queryset is not None:
             filtered[direction] = queryset
     return filtered

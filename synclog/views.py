@@ -11,7 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from hub.tenancy import brands_for, member_brand_ids
+from hub import scoping
 
 from . import exports, selectors
 from .filters import DIRECTIONS, INTEGRATIONS, OUTCOMES, LogQuery, source_choices
@@ -21,8 +21,7 @@ MAX_ROWS = 10_000  # deeper than this, narrow the filters (or download the CSV)
 
 
 def _require_log_reader(request) -> None:
-    user = request.user
-    if not (user.is_superuser or member_brand_ids(user)):
+    if not scoping.has_brands(user=request.user, action=scoping.VIEW):
         raise PermissionDenied("You belong to no brand yet.")
 
 
@@ -66,7 +65,7 @@ def logs_view(request):
         "pages": pages,
         "previous_url": page_url(page - 1) if page > 1 else "",
         "next_url": page_url(page + 1) if page < pages else "",
-        "brands": brands_for(request.user),
+        "brands": scoping.brands(user=request.user, action=scoping.VIEW),
         "directions": DIRECTIONS,
         "integrations": _with_current([(v, label) for v, label, _d in INTEGRATIONS], query["integration"]),
         "outcomes": OUTCOMES,

@@ -20,6 +20,7 @@ from customers.models import Activity, Customer
 from customers.services import activity_record
 from hooks.outbound.models import CrmSync
 from hooks.rules.models import EventRule
+from hub import scoping
 from hub.models import Credential, Membership, Role
 from hub.services import credential_issue
 from hub.tenancy import BrandScopedAdmin
@@ -47,8 +48,7 @@ def url(model, view, *args):
 
 
 def brand_rows(model, brand):
-    lookup = admin.site._registry[model].brand_lookup
-    return model._default_manager.filter(**{"pk" if lookup == "pk" else lookup: brand.pk})
+    return model._default_manager.filter(**{scoping.brand_path(model): brand.pk})
 
 
 def snapshot(model, pk):

@@ -20,7 +20,9 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from hub.tenancy import BrandScopedAdmin, BrandScopedHistoryAdmin, BrandScopedInline
+from hub.history import BrandScopedHistoryAdmin
+from hub.tenancy import BrandScopedAdmin, BrandScopedInline
+from synclog.filters import OUTBOUND, CustomerFilter, DateRangeFilter, SourceFilter, for_direction
 from synclog.models import DeliveryAttempt
 
 from . import crm, selectors, services
@@ -418,12 +420,39 @@ class AttemptInline(BrandScopedInline, admin.TabularInline):
         return False
 
 
+class TriedFilter(admin.SimpleListFilter):
+    """Tried at least once (with state "pending": waiting to retry) or not tried yet."""
+
+    title = "tried"
+    parameter_name = "tried"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "tried at least once"), ("no", "not tried yet")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(attempts__gt=0)
+        if self.value() == "no":
+            return queryset.filter(attempts=0)
+        return queryset
+
+
 @admin.register(Delivery)
 class DeliveryAdmin(BrandScopedAdmin):
-    """Deliveries (read-only) with "Retry now"."""
+    """Deliveries (read-only) with "Retry now". The filters are the ones the
+    dashboard and the customer's Logs panel link with (only declared filters are accepted)."""
 
     list_display = ["created_at", "source_name", "event_type", "state", "attempts", "last_status", "next_attempt_at"]
-    list_filter = ["state", "source_kind", "event_type", "brand"]
+    list_filter = [
+        "state",
+        "source_kind",
+        "event_type",
+        "brand",
+        TriedFilter,
+        for_direction(SourceFilter, OUTBOUND, delivery_path=""),
+        for_direction(DateRangeFilter, OUTBOUND, time_field="created_at"),
+        for_direction(CustomerFilter, OUTBOUND, delivery_path=""),
+    ]
     search_fields = ["source_name", "message_id", "=customer_id"]
     date_hierarchy = "created_at"
     inlines = [AttemptInline]
@@ -463,10 +492,7 @@ class DeliveryAdmin(BrandScopedAdmin):
 
     @admin.action(description="Retry now (failed or waiting deliveries)", permissions=["retry"])
     def retry_now(self, request, queryset):
-        from hub.tenancy import admin_brand_ids
-
-        if not request.user.is_superuser:
-            queryset = queryset.filter(brand_id__in=admin_brand_ids(request.user))
+        # queryset: only deliveries of brands the user administers (BrandScopedAdmin.get_action).
         with transaction.atomic():
             count = services.deliveries_retry_now(delivery_ids=list(queryset.values_list("pk", flat=True)))
         messages.success(request, f"{count} deliveries will be retried now.")
@@ -476,7 +502,6 @@ class DeliveryAdmin(BrandScopedAdmin):
 class RemoteIdAdmin(BrandScopedAdmin):
     """The CRM ids read from create responses (Unique ID Path), read-only."""
 
-    brand_lookup = "sync__brand"
     list_display = ["customer_ref", "customer_pk", "sync", "remote_id", "updated_at"]
     list_filter = ["sync"]
     search_fields = ["customer_ref", "remote_id"]

@@ -19,8 +19,9 @@ from hooks.inbound.selectors import inbound_event_get, inbound_events_for_brand
 from hooks.outbound.admin import DeliveryHealthColumns, health_last_html, health_rate_html
 from hooks.outbound.models import SECRET_FIELDS
 from hooks.outbound.selectors import source_health
+from hub import scoping
 from hub.events import EVENT_TYPES
-from hub.tenancy import BrandScopedHistoryAdmin, brands_for
+from hub.history import BrandScopedHistoryAdmin
 
 from . import services
 from .conditions import ConditionError, conditions_clean
@@ -237,7 +238,7 @@ class EventRuleAdmin(DeliveryHealthColumns, BrandScopedHistoryAdmin):
         """The documented presets; "Use" creates a disabled rule and opens it."""
         if not self.has_add_permission(request):
             raise Http404
-        brands = brands_for(request.user, write=True)
+        brands = scoping.brands(user=request.user, action=scoping.CHANGE)
         if request.method == "POST":
             brand = brands.filter(pk=request.POST.get("brand") or 0).first()
             key = request.POST.get("preset", "")
