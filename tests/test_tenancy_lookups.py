@@ -16,15 +16,21 @@ from __future__ import annotations
 from collections import deque
 
 import pytest
+from django.apps import apps
 from django.contrib import admin
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ImproperlyConfigured
 from django.urls import reverse
 
+from customers.models import Customer
+from hooks.outbound.models import Delivery
 from hub import scoping
 from hub.models import Credential, Membership, Role
 from hub.tenancy import BrandScopedAdmin, BrandScopedInline
 from synclog.models import DeliveryAttempt, InboundRequest
+from synclog.panels import customer_log_links
 from tests import factories
+from tests.synclog import factories as logs
 from tests.test_tenancy_pages import make_objects
 
 pytestmark = pytest.mark.django_db
@@ -250,8 +256,6 @@ def test_every_admin_of_a_brand_owned_model_derives_from_the_scoping_base():
 
 
 def test_the_guard_above_catches_an_admin_registered_without_the_base():
-    from customers.models import Customer
-
     site = admin.AdminSite(name="later")
     site.register(Customer, admin.ModelAdmin)
     assert unscoped_admins(site) == ["customers.Customer"]
@@ -274,8 +278,6 @@ def test_operator_pages_and_other_admins_are_closed_to_brand_members(rf, world, 
 
 
 def test_each_models_path_to_its_brand_is_found_from_its_foreign_keys():
-    from django.apps import apps
-
     expected = {
         "hub.Brand": "pk",
         "hub.Credential": "brand",
@@ -300,8 +302,6 @@ def test_each_models_path_to_its_brand_is_found_from_its_foreign_keys():
 
 
 def test_a_model_of_no_brand_is_refused_rather_than_answered_unscoped(world):
-    from django.core.exceptions import ImproperlyConfigured
-
     user = factories.member(world["a"], Role.ADMIN, username="anna")
     with pytest.raises(ImproperlyConfigured):
         scoping.restrict(User.objects.all(), user=user, action=scoping.VIEW)
@@ -326,3 +326,33 @@ def test_view_and_change_follow_the_role_in_each_brand(world):
     world["b"].save()
     fresh = User.objects.get(pk=user.pk)  # the roles are read once per request (cached on the user)
     assert list(scoping.brands(user=fresh, action=scoping.VIEW)) == [world["a"]]
+
+
+# ---------------------------------------------------------------- links the hub builds use declared filters
+
+
+def test_every_link_of_a_customers_logs_panel_lands_on_its_rows(client, world):
+    """The customer page's Logs panel links into the lists with their declared
+    filters only, so an auditor lands on the customer's rows, not on a 400."""
+    maria = factories.customer(world["a"], customer_id="K-42")
+    mine = logs.delivery(world["a"], customer_id=maria.pk)
+    logs.delivery(world["a"], customer_id=maria.pk + 1000)  # someone else's
+    client.force_login(factories.member(world["a"], Role.AUDITOR, username="audrey"))
+    links = dict(customer_log_links(maria))
+    for link in links.values():
+        assert client.get(link).status_code == 200, link
+    (deliveries,) = [url for text, url in links.items() if text.startswith("Deliveries")]
+    expected = set(Delivery.objects.filter(customer_id=maria.pk).values_list("pk", flat=True))
+    assert mine.pk in expected  # with the outbox's own delivery for customer.created
+    assert {d.pk for d in client.get(deliveries).context["cl"].result_list} == expected
+
+
+def test_the_start_here_panel_links_land_on_filtered_lists(client, world):
+    client.force_login(factories.member(world["a"], Role.AUDITOR, username="audrey"))
+    html = client.get("/admin/").content.decode()
+    for page in (changelist(InboundRequest), changelist(DeliveryAttempt)):
+        link = f"{page}?brand__id__exact={world['a'].pk}"
+        assert link in html
+        response = client.get(link)
+        assert response.status_code == 200
+        assert {row.brand_id for row in response.context["cl"].result_list} == {world["a"].pk}
