@@ -26,6 +26,7 @@ import hashlib
 import logging
 import math
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -498,7 +499,16 @@ def servicehook_event_id(source: str, payload: dict[str, Any]) -> str:
     return _text(fields.get("id")[1]) or _text(fields.get(second)[1]) or ""
 
 
-def servicehook_identify(source: str):
+def servicehook_interpreter(source: str) -> Callable[[Any], Interpretation]:
+    """interpret() for the registry: :func:`servicehook_interpret` of one source."""
+
+    def interpret(payload: Any) -> Interpretation:
+        return servicehook_interpret(source, payload)
+
+    return interpret
+
+
+def servicehook_identify(source: str) -> Callable[[Any], str]:
     """identify() for the registry: the event's id as its key ("" when it has
     none: the content hash is used). Any JSON value is accepted."""
 
@@ -523,7 +533,7 @@ for _source, _event_type in (
     register_interpreter(
         _source,
         event_type=_event_type,
-        interpret=lambda payload, source=_source: servicehook_interpret(source, payload),
+        interpret=servicehook_interpreter(_source),
         identify=servicehook_identify(_source),
     )
 
