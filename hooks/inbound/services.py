@@ -79,7 +79,8 @@ def inbound_body_parse(body: bytes) -> tuple[Any, bool]:
             raise InvalidJson("The body is nested deeper than 1,024 levels.") from exc
         error = exc
     try:
-        return json.loads(body, parse_constant=_not_json, parse_int=_json_int), False
+        # JSON on the wire is UTF-8 (RFC 8259): no UTF-16, no BOM, no encoded surrogates.
+        return json.loads(body.decode("utf-8"), parse_constant=_not_json, parse_int=_json_int), False
     except (ValueError, RecursionError):
         raise InvalidJson(f"The body is not valid JSON: {error}.") from error
 

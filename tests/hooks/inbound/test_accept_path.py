@@ -106,6 +106,24 @@ def test_nesting_beyond_the_parser_limit_is_refused_and_says_so(post):
     assert InboundEvent.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"phone": "+31612345678"}'.encode("utf-16"),
+        b"\xef\xbb\xbf{}",
+        b'{"phone": "\xed\xa0\x80"}',
+        b'{"phone": "a\x00b"}',
+        b'{"phone": NaN}',
+    ],
+)
+def test_what_is_not_json_on_the_wire_is_400(client, post, body):
+    """RFC 8259: UTF-8, no BOM, control characters escaped, no NaN."""
+    response = post(ABANDONED, body)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_json"
+    assert InboundEvent.objects.count() == 0
+
+
 @pytest.mark.parametrize("stamp", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
 @pytest.mark.parametrize(("url", "field"), [(ABANDONED, "timestamp"), (OUTBOUND, "Timestamp"), (WORKITEM, "closedAt")])
 def test_a_time_no_calendar_holds_is_stored_and_shown_invalid(post, maria, stamp, url, field):
