@@ -367,7 +367,7 @@ def event_accept_view(view: EventAcceptApi, request: HttpRequest, **kwargs: str)
             json_response(*event_response_body(event, duplicate)),
             customer_id=event.customer_id,
             note=f"event {event.pk} {event.state}{' (duplicate)' if duplicate else ''}",
-            request_body=event.body,
+            request_body=body.decode("utf-8", "replace"),
         )
     except Exception as exc:  # noqa: BLE001 - a 4xx of the vocabulary, or a logged JSON 500
         return call.fail(exc, event_id=event_id)

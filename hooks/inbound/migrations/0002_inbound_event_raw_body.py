@@ -9,8 +9,14 @@ def body_from_payload(apps, schema_editor):
     """Events stored before the raw body was kept: their payload, written as
     JSON, is the closest record of what was received."""
     InboundEvent = apps.get_model("inbound", "InboundEvent")
-    for event in InboundEvent.objects.filter(body="").only("pk", "payload").iterator():
-        InboundEvent.objects.filter(pk=event.pk).update(body=json.dumps(event.payload, ensure_ascii=False))
+    batch = []
+    for event in InboundEvent.objects.filter(body="").only("pk", "payload").iterator(chunk_size=1000):
+        event.body = json.dumps(event.payload, ensure_ascii=False)
+        batch.append(event)
+        if len(batch) == 1000:
+            InboundEvent.objects.bulk_update(batch, ["body"])
+            batch = []
+    InboundEvent.objects.bulk_update(batch, ["body"])
 
 
 class Migration(migrations.Migration):

@@ -339,3 +339,24 @@ def test_too_many_query_parameters_are_400_on_every_endpoint(client, brand, post
     # The event endpoints never read the query string: the event is stored.
     assert post(f"{ABANDONED}?{many}", '{"phone": "+31612345678"}').status_code == 200
     assert [row.status for row in InboundRequest.objects.order_by("pk")] == [400, 400, 200]
+
+
+def test_events_stored_before_the_raw_body_was_kept_get_their_payload_as_body(brand):
+    import importlib
+
+    from django.apps import apps
+    from django.utils import timezone
+
+    migration = importlib.import_module("hooks.inbound.migrations.0002_inbound_event_raw_body")
+    common = {"brand": brand, "source": "m8com.calllog", "event_type": "call.logged", "received_at": timezone.now()}
+    old = InboundEvent.objects.create(
+        idempotency_key="k1", content_hash="h1", payload={"phone": "+31612345678", "note": "é"}, **common
+    )
+    kept = InboundEvent.objects.create(
+        idempotency_key="k2", content_hash="h2", payload={}, body='{"as": "received"}', **common
+    )
+    migration.body_from_payload(apps, None)
+    old.refresh_from_db()
+    kept.refresh_from_db()
+    assert json.loads(old.body) == {"phone": "+31612345678", "note": "é"}
+    assert kept.body == '{"as": "received"}'
