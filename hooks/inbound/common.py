@@ -273,7 +273,7 @@ def _storable_row(row: dict[str, Any]) -> None:
 
 
 def json_body_read(request: HttpRequest) -> bytes:
-    """The request body, unread: 413 when over HUB_MAX_BODY_BYTES (from
+    """The request body's bytes: 413 when over HUB_MAX_BODY_BYTES (from
     Content-Length before reading, and as read), 415 when not sent as JSON.
     Nothing about its content is checked here."""
     limit = settings.HUB_MAX_BODY_BYTES
