@@ -13,6 +13,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from hooks.inbound import calllog, m8com, omnidesk, servicehooks
 from hooks.inbound.common import error_response
+from hub.exceptions import NotFound
 
 ENDPOINTS = (
     "GET /hooks/omnidesk/<brand>/customerlookup, GET /hooks/m8com/<brand>/lookup, "
@@ -22,7 +23,7 @@ ENDPOINTS = (
 
 @csrf_exempt
 def endpoint_not_found(request, rest: str):
-    return error_response(404, "not_found", f"No endpoint at {request.path}. The endpoints are: {ENDPOINTS}.")
+    return error_response(NotFound(f"No endpoint at {request.path}. The endpoints are: {ENDPOINTS}."))
 
 
 urlpatterns = [

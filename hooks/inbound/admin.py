@@ -1,4 +1,8 @@
-"""Inbound events in the admin: read-only, filterable, with "Reprocess selected"."""
+"""Inbound events in the admin: read-only, filterable, with "Reprocess selected".
+
+Each event shows the body exactly as received (and its headers, secrets
+masked) next to the payload the interpreter read, and why it is not on a
+timeline (state invalid / failed / unmatched, with the reason)."""
 
 from __future__ import annotations
 
@@ -24,8 +28,8 @@ class ReceivedFilter(DateRangeFilter):
 
 @admin.register(InboundEvent)
 class InboundEventAdmin(BrandScopedAdmin):
-    """Every call log and service hook as received; unmatched and failed events
-    stay here for admins to see (and reprocess)."""
+    """Every call log and service hook as received; invalid, failed and
+    unmatched events stay here for admins to see (and reprocess)."""
 
     list_display = ["received_at", "brand", "source", "state", "summary", "customer_link", "attempts"]
     list_filter = ["state", "source", "event_type", "brand", ReceivedFilter, CustomerFilter]
@@ -50,7 +54,10 @@ class InboundEventAdmin(BrandScopedAdmin):
                 ]
             },
         ),
-        ("As received", {"fields": ["idempotency_key", "content_hash", "payload_pretty"]}),
+        (
+            "As received",
+            {"fields": ["idempotency_key", "content_hash", "body_pretty", "headers_pretty", "payload_pretty"]},
+        ),
         ("Logs", {"fields": ["log_links"]}),
     ]
 
@@ -78,10 +85,21 @@ class InboundEventAdmin(BrandScopedAdmin):
             )
         return format_html_join(" · ", '<a href="{}">{}</a>', ((url, label) for label, url in links))
 
-    @admin.display(description="payload")
+    @admin.display(description="payload (as interpreted)")
     def payload_pretty(self, obj):
         return format_html(
             "<pre style='white-space:pre-wrap'>{}</pre>", json.dumps(obj.payload, indent=2, ensure_ascii=False)
+        )
+
+    @admin.display(description="body (exactly as received)")
+    def body_pretty(self, obj):
+        return format_html("<pre style='white-space:pre-wrap'>{}</pre>", obj.body)
+
+    @admin.display(description="headers (secrets masked)")
+    def headers_pretty(self, obj):
+        return format_html(
+            "<pre style='white-space:pre-wrap'>{}</pre>",
+            "\n".join(f"{name}: {value}" for name, value in (obj.headers or {}).items()),
         )
 
     def get_readonly_fields(self, request, obj=None):
@@ -97,7 +115,7 @@ class InboundEventAdmin(BrandScopedAdmin):
         # Nothing is editable; "change" is what the reprocess action needs.
         return super().has_change_permission(request, obj)
 
-    @admin.action(description="Reprocess selected events (failed, unmatched)", permissions=["change"])
+    @admin.action(description="Reprocess selected events (invalid, failed, unmatched)", permissions=["change"])
     def reprocess(self, request, queryset):
         counts = services.inbound_events_reprocess(events=list(queryset.select_related("brand")))
         text = ", ".join(f"{count} {state}" for state, count in sorted(counts.items())) or "nothing to do"

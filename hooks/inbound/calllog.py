@@ -22,30 +22,23 @@ import hashlib
 import logging
 from typing import Any
 
+from django.http import HttpRequest, HttpResponse
 from django.urls import re_path
-from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers
-from rest_framework.views import APIView
-
-from hub.models import Integration
-
-from .common import InboundCall, error_response, json_response
-from .m8com import M8ComBearerAuthentication
-from .models import EventSource
-from .services import (
-    BodyError,
-    Interpretation,
-    event_response_body,
-    format_duration,
-    inbound_event_accept,
-    iso,
-    json_body_read,
-    millis_to_datetime,
-    openapi_error,
-    openapi_event_accepted,
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
 )
+from rest_framework import serializers
+
+from .common import EventAcceptApi, InboundCall, openapi_error, openapi_event_responses
+from .m8com import M8ComBearerAuthentication, m8com_key_check
+from .models import EventSource
+from .registry import Interpretation, Unreadable, register_interpreter
+from .services import format_duration, iso, millis_to_datetime
 
 logger = logging.getLogger(__name__)
 
@@ -106,16 +99,26 @@ def calllog_validate(payload: Any) -> tuple[dict[str, Any], dict[str, list[str]]
     return clean, errors
 
 
+IDENTITY = ("fromNumber", "toNumber", "startTime", "callType")
+
+
 def calllog_idempotency_key(clean: dict[str, Any]) -> str:
     """One call is one (fromNumber, toNumber, startTime, callType): a retried post is the same call."""
-    identity = "|".join(str(clean[name]) for name in ("fromNumber", "toNumber", "startTime", "callType"))
+    identity = "|".join(str(clean[name]) for name in IDENTITY)
     return "m8com.calllog:" + hashlib.sha256(identity.encode()).hexdigest()
 
 
-def calllog_interpret(payload: dict[str, Any]) -> Interpretation:
+def calllog_identify(payload: Any) -> str:
+    """The call's key when its four identifying fields can be read; "" otherwise
+    (the content hash is the key then). Any JSON value is accepted."""
+    clean, errors = calllog_validate(payload)
+    return "" if any(name in errors for name in (*IDENTITY, "non_field_errors")) else calllog_idempotency_key(clean)
+
+
+def calllog_interpret(payload: Any) -> Interpretation:
     clean, errors = calllog_validate(payload)
     if errors:
-        raise ValueError(f"Stored call log is not valid: {errors}")
+        raise Unreadable(errors)
     contact, other = (
         (clean["toNumber"], clean["fromNumber"])
         if clean["callType"] == "Inbound"
@@ -160,80 +163,23 @@ def calllog_interpret(payload: dict[str, Any]) -> Interpretation:
     )
 
 
+register_interpreter(
+    EventSource.M8COM_CALLLOG, event_type="call.logged", interpret=calllog_interpret, identify=calllog_identify
+)
+
+
 # ---------------------------------------------------------------- the endpoint
 
-M8COM_NO_HEADER = {"message": "No authorization header provided"}
-M8COM_INVALID_SECRET = {"message": "Invalid secret"}
 
-
-def calllog_view(request, brand_slug: str):
-    """M8Com Automatic Call Logging. Auth as the number lookup: 401 without an
-    Authorization header, 403 for a wrong secret (the contract's exact bodies)."""
-    call = InboundCall(request, "m8com.calllog")
-    try:
-        return _calllog(call, request, brand_slug)
-    except Exception:  # noqa: BLE001 - a JSON 500, never an HTML page
-        logger.exception("M8Com call log failed")
-        return call.finish(error_response(500, "server_error", "An unexpected error occurred."))
-
-
-def _calllog(call: InboundCall, request, brand_slug: str):
-    if request.method != "POST":
-        response = error_response(405, "method_not_allowed", "Use POST.")
-        response["Allow"] = "POST"
-        return call.finish(response)
-    header = request.headers.get("Authorization", "")
-    if not header:
-        return call.finish(json_response(M8COM_NO_HEADER, 401))
-    scheme, _, secret = header.partition(" ")
-    auth = call.authenticate(
-        brand_slug=brand_slug,
-        integration=Integration.M8COM,
-        secret=secret.strip() if scheme.lower() == "bearer" else "\x00invalid",
-    )
-    if auth.status == 404:
-        return call.finish(error_response(404, "not_found", "No such brand."))
-    if auth.status:
-        return call.finish(json_response(M8COM_INVALID_SECRET, 403))
-    assert auth.brand is not None  # status 0: credential_authenticate found the brand
-    try:
-        payload, raw = json_body_read(request)
-    except BodyError as exc:
-        return call.finish(error_response(exc.status, exc.code, exc.message, exc.fields))
-    text = raw.decode("utf-8", "replace")
-    clean, errors = calllog_validate(payload)
-    if errors:
-        return call.finish(
-            error_response(400, "invalid", "The call log has invalid fields.", errors), request_body=text
-        )
-    event, duplicate = inbound_event_accept(
-        brand=auth.brand,
-        source=EventSource.M8COM_CALLLOG,
-        payload=payload,
-        idempotency_key=calllog_idempotency_key(clean),
-    )
-    return call.finish(
-        json_response(*event_response_body(event, duplicate)),
-        customer_id=event.customer_id,
-        note=f"event {event.pk} {event.state}{' (duplicate)' if duplicate else ''}",
-        request_body=text,
-    )
-
-
-class M8ComCallLogApi(APIView):
-    """M8Com Automatic Call Logging (contract: m8com-insights-webhook.txt)."""
-
-    authentication_classes = [M8ComBearerAuthentication]
-    permission_classes: list = []
-    http_method_names = ["post"]
-
-    @extend_schema(
+@extend_schema_view(
+    post=extend_schema(
         operation_id="m8com_call_log",
         tags=["M8Com"],
         summary="Log a finished call on the CRM contact's timeline",
-        description="Stored first, then matched: `Inbound` calls by `toNumber`, `Outbound` calls by `fromNumber` "
-        "(the contract's callType is from the CRM contact's perspective), then the other number. Unknown fields "
-        "are ignored. A retried post of the same call (fromNumber, toNumber, startTime, callType) adds nothing.",
+        description="Stored first, as received; then matched: `Inbound` calls by `toNumber`, `Outbound` calls by "
+        "`fromNumber` (the contract's callType is from the CRM contact's perspective), then the other number. "
+        "Unknown fields are ignored. A call log whose fields cannot be read is kept as `invalid` (202, with the "
+        "reason). A retried post of the same call (fromNumber, toNumber, startTime, callType) adds nothing.",
         parameters=[
             OpenApiParameter("brand_slug", OpenApiTypes.STR, OpenApiParameter.PATH, description="The brand's slug.")
         ],
@@ -249,37 +195,42 @@ class M8ComCallLogApi(APIView):
                 "userId": serializers.CharField(required=False, help_text="From v2."),
             },
         ),
-        responses={
-            200: OpenApiResponse(openapi_event_accepted(), description="Stored and processed (or a retry)."),
-            202: OpenApiResponse(openapi_event_accepted(), description="Stored; processing failed and can be redone."),
-            400: OpenApiResponse(openapi_error("InboundEventError"), description="Invalid fields (error.fields)."),
-            401: OpenApiResponse(
-                inline_serializer("M8ComCallLogNoHeader", {"message": serializers.CharField()}),
-                description='{"message": "No authorization header provided"}',
-            ),
-            403: OpenApiResponse(
-                inline_serializer("M8ComCallLogInvalidSecret", {"message": serializers.CharField()}),
-                description='{"message": "Invalid secret"}',
-            ),
-            404: OpenApiResponse(openapi_error("InboundEventError"), description="No such brand."),
-            413: OpenApiResponse(openapi_error("InboundEventError"), description="Body over HUB_MAX_BODY_BYTES."),
-            415: OpenApiResponse(openapi_error("InboundEventError"), description="Not application/json."),
-            500: OpenApiResponse(openapi_error("InboundEventError"), description="Unexpected failure."),
-        },
+        responses=openapi_event_responses(
+            {
+                401: OpenApiResponse(
+                    inline_serializer("M8ComCallLogNoHeader", {"message": serializers.CharField()}),
+                    description='{"message": "No authorization header provided"}',
+                ),
+                403: OpenApiResponse(
+                    inline_serializer("M8ComCallLogInvalidSecret", {"message": serializers.CharField()}),
+                    description='{"message": "Invalid secret"}',
+                ),
+                404: OpenApiResponse(openapi_error("InboundEventError"), description="No such brand."),
+            }
+        ),
     )
-    def post(self, request, brand_slug: str):
-        return calllog_view(request, brand_slug)
+)
+class M8ComCallLogApi(EventAcceptApi):
+    """M8Com Automatic Call Logging (contract: m8com-insights-webhook.txt). Auth
+    as the number lookup: 401 without an Authorization header, 403 for a wrong
+    secret (the contract's exact bodies)."""
 
-    def dispatch(self, request, *args, **kwargs):
-        # The view reads the body itself; DRF's request wrapping is skipped
-        # (the class exists for the schema).
-        return calllog_view(request, kwargs["brand_slug"])
+    authentication_classes = [M8ComBearerAuthentication]
+
+    def endpoint_name(self, **kwargs: str) -> str:
+        return "m8com.calllog"
+
+    def event_source(self, **kwargs: str) -> str:
+        return EventSource.M8COM_CALLLOG
+
+    def key_check(self, call: InboundCall, request: HttpRequest, brand_slug: str) -> HttpResponse | None:
+        return m8com_key_check(call, request, brand_slug)
 
 
 urlpatterns = [
     re_path(
         r"^m8com/(?P<brand_slug>[-a-zA-Z0-9_]+)/calllog(?:/+)?$",
-        csrf_exempt(M8ComCallLogApi.as_view()),
+        M8ComCallLogApi.as_view(),
         name="m8com-calllog",
     )
 ]

@@ -1,28 +1,54 @@
-"""What every platform endpoint shares: key check, JSON answers, the request log.
+"""What every platform endpoint shares: key check, JSON answers and errors,
+the request log, and the one accept path's view for inbound events.
 
-Each adapter module (one per contract) calls :func:`authenticate` and ends
-with :meth:`InboundCall.finish`, which hands an ``InboundRequest`` row to the
-buffered writer (synclog.writer) — logging never slows or fails a call.
+Each adapter module (one per contract) authenticates through
+:meth:`InboundCall.authenticate` and ends with :meth:`InboundCall.finish`
+(or :meth:`InboundCall.fail` for an exception), which hands an
+``InboundRequest`` row to the buffered writer (synclog.writer) — logging never
+slows or fails a call. Every error a platform gets is rendered from hub.exceptions
+(the one error vocabulary); an exception that is not one of them is a logged 500.
+
+The event endpoints (M8Com call log, service hooks) subclass
+:class:`EventAcceptApi`: they say which source a URL is and how its key is
+checked; everything else (405, 413/415, parse, store raw, interpret, answer)
+is :func:`event_accept_view`, the same for every adapter.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from typing import Any
 
 import orjson
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import connection
 from django.db.models.base import ModelState
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
+from rest_framework.views import APIView
 
 from customers.selectors import sql_rows
+from hub.exceptions import (
+    ApplicationError,
+    MethodNotAllowed,
+    TooLarge,
+    UnsupportedMediaType,
+    application_error,
+    error_body,
+)
 from hub.models import Brand, Credential
 from hub.net import client_ip
 from hub.redaction import redact_query, redact_text
 from hub.selectors import AuthResult, credential_authenticate, credential_needs_touch
 from synclog import writer
+
+from .models import INTERPRETED_STATES, EventState, InboundEvent
+from .services import inbound_event_accept
+
+logger = logging.getLogger(__name__)
 
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 BODY_LOG_LIMIT = 16 * 1024
@@ -33,11 +59,16 @@ def json_response(payload: Any, status: int = 200, *, raw: bytes | None = None) 
     return HttpResponse(body, status=status, content_type=JSON_CONTENT_TYPE)
 
 
-def error_response(status: int, code: str, message: str, fields: dict | None = None) -> HttpResponse:
-    error: dict[str, Any] = {"code": code, "message": message}
-    if fields:
-        error["fields"] = fields
-    return json_response({"error": error}, status)
+def error_response(error: ApplicationError) -> HttpResponse:
+    """The JSON answer for an error of the one vocabulary (hub.exceptions)."""
+    response = json_response(error.body(), error.status_code)
+    for name, value in error.headers.items():
+        response[name] = value
+    return response
+
+
+def server_error_response() -> HttpResponse:
+    return json_response(error_body("server_error", "An unexpected error occurred."), 500)
 
 
 class _CredentialQuery:
@@ -136,7 +167,11 @@ _credential_query = _CredentialQuery()
 
 def credential_check(*, brand_slug: str, integration: str, secret: str | None, client_ip: str) -> AuthResult:
     """hub.selectors.credential_authenticate (the rules of an accepted key),
-    with its one query run as SQL prepared once."""
+    with its one query run as SQL prepared once. A slug with a NUL character
+    (``/hooks/omnidesk/ac%00me/...``) names no brand: 404 without asking a
+    database that cannot compare it (PostgreSQL text refuses NUL)."""
+    if "\x00" in brand_slug:
+        return AuthResult(404, reason="unknown brand")
     return credential_authenticate(
         brand_slug=brand_slug, integration=integration, secret=secret, client_ip=client_ip, find=_credential_query.run
     )
@@ -204,12 +239,201 @@ class InboundCall:
                 "note": note[:300],
                 "created_at": now,
             }
+            _storable_row(row)
             touched = credential if credential is not None and credential_needs_touch(credential) else None
             if touched is not None:
                 touched.last_used_at = now
             writer.record(row, credential_id=touched.pk if touched is not None else None, used_at=now)
         except Exception:  # noqa: BLE001 - a log failure never fails the call
-            import logging
-
-            logging.getLogger(__name__).exception("Could not record inbound request")
+            logger.exception("Could not record inbound request")
         return response
+
+    def fail(self, exc: BaseException, *, event_id: int | None = None) -> HttpResponse:
+        """The answer to an exception raised while serving the call: the caller's
+        errors (hub.exceptions.application_error: a wrong request, too many query
+        parameters ...) as their 4xx; anything else is a real fault, a 500,
+        logged with the stored event's id when there is one."""
+        error = application_error(exc)
+        if error is not None:
+            return self.finish(error_response(error))
+        stored = f" (inbound event {event_id} is stored)" if event_id else ""
+        logger.error("%s failed%s", self.endpoint, stored, exc_info=exc)
+        return self.finish(server_error_response(), note=f"event {event_id} stored" if event_id else "")
+
+
+def _storable_row(row: dict[str, Any]) -> None:
+    """No NUL in the log row's text (PostgreSQL text refuses it): the path as
+    it was sent (%00), elsewhere escaped."""
+    for name, value in row.items():
+        if isinstance(value, str) and "\x00" in value:
+            row[name] = value.replace("\x00", "%00" if name == "path" else "\\u0000")
+
+
+# ---------------------------------------------------------------- the one accept path for inbound events
+
+
+def json_body_read(request: HttpRequest) -> bytes:
+    """The request body's bytes: 413 when over HUB_MAX_BODY_BYTES (from
+    Content-Length before reading, and as read), 415 when not sent as JSON.
+    Nothing about its content is checked here."""
+    limit = settings.HUB_MAX_BODY_BYTES
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    too_big = TooLarge(f"The request body is larger than {limit} bytes.")
+    if declared > limit:
+        raise too_big
+    content_type = request.META.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
+    if content_type != "application/json" and not content_type.endswith("+json"):
+        # WSGI servers report a missing Content-Type as text/plain.
+        got = "none" if content_type in ("", "text/plain") else repr(content_type)
+        raise UnsupportedMediaType(
+            f"Send the event as JSON with Content-Type: application/json (Content-Type received: {got})."
+        )
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        raise too_big from None
+    if len(raw) > limit:
+        raise too_big
+    return raw
+
+
+def event_response_body(event: InboundEvent, duplicate: bool) -> tuple[dict[str, Any], int]:
+    """What an event endpoint answers once the event is stored: 200 when it
+    was interpreted (processed or unmatched), 202 when it is stored but not
+    interpreted (invalid: its fields could not be read, with the reason;
+    failed; received). Nothing stored is ever answered 4xx or 5xx."""
+    body: dict[str, Any] = {
+        "id": event.pk,
+        "status": event.state,
+        "duplicate": duplicate,
+        "customerID": event.customer.customer_id if event.customer_id and event.customer else None,
+    }
+    if event.state == EventState.INVALID:
+        body["reason"] = event.error
+    return body, 200 if event.state in INTERPRETED_STATES else 202
+
+
+class EventAcceptApi(APIView):
+    """The view every inbound event endpoint is: a subclass names the log
+    endpoint and the event source of a URL and checks the key; the rest is
+    :func:`event_accept_view`. DRF's request machinery is skipped (the class
+    exists for the schema: subclasses describe ``post`` with extend_schema)."""
+
+    permission_classes: list = []
+    http_method_names = ["post"]
+
+    def endpoint_name(self, **kwargs: str) -> str:
+        """The request log's endpoint, e.g. m8com.calllog."""
+        raise NotImplementedError
+
+    def event_source(self, **kwargs: str) -> str:
+        """The EventSource the URL posts to; raise an ApplicationError (NotFound) when it names none."""
+        raise NotImplementedError
+
+    def key_check(self, call: InboundCall, request: HttpRequest, brand_slug: str) -> HttpResponse | None:
+        """Authenticate with call.authenticate(); None when the key is accepted, else the refusal to answer."""
+        raise NotImplementedError
+
+    def post(self, request, **kwargs):
+        return event_accept_view(self, request, **kwargs)
+
+    def dispatch(self, request, *args, **kwargs):
+        return event_accept_view(self, request, **kwargs)
+
+
+def event_accept_view(view: EventAcceptApi, request: HttpRequest, **kwargs: str) -> HttpResponse:
+    """Authenticate, check size and content type, then store raw and interpret
+    (hooks.inbound.services.inbound_event_accept), and answer 2xx for the
+    stored event. Errors before storage are 4xx of the one vocabulary."""
+    call = InboundCall(request, view.endpoint_name(**kwargs)[:60])
+    event_id = None
+    try:
+        if request.method != "POST":
+            raise MethodNotAllowed("POST")
+        source = view.event_source(**kwargs)
+        refused = view.key_check(call, request, kwargs["brand_slug"])
+        if refused is not None:
+            return call.finish(refused)
+        assert call.brand is not None  # an accepted key always comes with its brand
+        body = json_body_read(request)
+        event, duplicate = inbound_event_accept(
+            brand=call.brand, source=source, body=body, headers=dict(request.headers)
+        )
+        event_id = event.pk
+        return call.finish(
+            json_response(*event_response_body(event, duplicate)),
+            customer_id=event.customer_id,
+            note=f"event {event.pk} {event.state}{' (duplicate)' if duplicate else ''}",
+            request_body=body.decode("utf-8", "replace"),
+        )
+    except Exception as exc:  # noqa: BLE001 - a 4xx of the vocabulary, or a logged JSON 500
+        return call.fail(exc, event_id=event_id)
+
+
+# ---------------------------------------------------------------- OpenAPI
+
+
+@functools.cache
+def openapi_error(name: str):
+    """The hub's error body, ``{"error": {"code", "message", "fields"}}``, for the schema."""
+    from drf_spectacular.utils import inline_serializer
+    from rest_framework import serializers
+
+    return inline_serializer(
+        name,
+        {
+            "error": inline_serializer(
+                f"{name}Detail",
+                {
+                    "code": serializers.CharField(),
+                    "message": serializers.CharField(),
+                    "fields": serializers.DictField(
+                        child=serializers.ListField(child=serializers.CharField()), required=False
+                    ),
+                },
+            )
+        },
+    )
+
+
+@functools.cache
+def openapi_event_accepted():
+    from drf_spectacular.utils import inline_serializer
+    from rest_framework import serializers
+
+    return inline_serializer(
+        "InboundEventAccepted",
+        {
+            "id": serializers.IntegerField(help_text="The stored event (admin: Inbound events)."),
+            "status": serializers.ChoiceField([state.value for state in EventState]),
+            "duplicate": serializers.BooleanField(help_text="A retry of an event already stored: nothing new."),
+            "customerID": serializers.CharField(allow_null=True, help_text="The matched customer's ID, or null."),
+            "reason": serializers.CharField(
+                required=False, help_text="Only for status invalid: the fields that could not be read."
+            ),
+        },
+    )
+
+
+def openapi_event_responses(specific: dict) -> dict:
+    """The answers every event endpoint shares, plus its own (401/403/404)."""
+    from drf_spectacular.utils import OpenApiResponse
+
+    error = openapi_error("InboundEventError")
+    return {
+        200: OpenApiResponse(openapi_event_accepted(), description="Stored and interpreted (or a retry of one)."),
+        202: OpenApiResponse(
+            openapi_event_accepted(),
+            description="Stored, not interpreted: status invalid (fields could not be read, see reason) or "
+            "failed (processing failed; it is kept and can be reprocessed).",
+        ),
+        400: OpenApiResponse(error, description="The body is not JSON (invalid_json), nothing stored."),
+        405: OpenApiResponse(error, description="Not POST."),
+        413: OpenApiResponse(error, description="Body over HUB_MAX_BODY_BYTES."),
+        415: OpenApiResponse(error, description="Not application/json."),
+        500: OpenApiResponse(error, description="Unexpected failure before the event was stored."),
+        **specific,
+    }

@@ -25,6 +25,7 @@ import re
 from typing import Any
 
 import orjson
+from django.http import HttpRequest, HttpResponse
 from django.urls import re_path
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
@@ -37,6 +38,7 @@ from rest_framework.views import APIView
 
 from customers.normalize import InvalidAddress, normalize_phone
 from customers.selectors import M8COM_COLUMNS, m8com_contact_by_phones
+from hub.exceptions import MethodNotAllowed, NotFound, ValidationFailed
 from hub.models import Brand, Integration
 
 from .common import InboundCall, error_response, json_response
@@ -160,35 +162,42 @@ def m8com_contact_body(brand: Brand, row: tuple) -> bytes:
     return orjson.dumps(contact)
 
 
+def m8com_key_check(call: InboundCall, request: HttpRequest, brand_slug: str) -> HttpResponse | None:
+    """M8Com's Bearer secret, for the lookup and the call log alike: None when
+    accepted, else the contract's 401 / 403 body (404 for an unknown brand)."""
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if not header:
+        return json_response(NO_HEADER, 401)
+    scheme, _, secret = header.partition(" ")
+    secret = secret.strip()
+    auth = call.authenticate(
+        brand_slug=brand_slug,
+        integration=Integration.M8COM,
+        secret=secret if scheme.lower() == "bearer" and secret else "\x00invalid",
+    )
+    if auth.status == 404:
+        return error_response(NotFound("No such brand."))
+    if auth.status:
+        return json_response(INVALID_SECRET, 403)
+    return None
+
+
 def m8com_lookup(request, brand_slug: str):
     """The whole M8Com number lookup: auth, (cached) lookup, log."""
     call = InboundCall(request, ENDPOINT)
     try:
         if request.method != "GET":
-            response = error_response(405, "method_not_allowed", "Use GET.")
-            response["Allow"] = "GET"
-            return call.finish(response)
-        header = request.META.get("HTTP_AUTHORIZATION", "")
-        if not header:
-            return call.finish(json_response(NO_HEADER, 401))
-        scheme, _, secret = header.partition(" ")
-        secret = secret.strip()
-        auth = call.authenticate(
-            brand_slug=brand_slug,
-            integration=Integration.M8COM,
-            secret=secret if scheme.lower() == "bearer" and secret else "\x00invalid",
-        )
-        if auth.status == 404:
-            return call.finish(error_response(404, "not_found", "No such brand."))
-        if auth.status:
-            return call.finish(json_response(INVALID_SECRET, 403))
-        brand = auth.brand
+            raise MethodNotAllowed("GET")
+        refused = m8com_key_check(call, request, brand_slug)
+        if refused is not None:
+            return call.finish(refused)
+        brand = call.brand
         assert brand is not None  # an accepted key always comes with its brand
         query = request.GET
         from_number = query.get("fromNumber", "")
         if not from_number.strip():
             message = "fromNumber is required."
-            return call.finish(error_response(400, "invalid", message, {"fromNumber": [message]}))
+            return call.finish(error_response(ValidationFailed(message, fields={"fromNumber": [message]})))
         region = brand.default_region
         numbers = (
             ("fromNumber", phone_or_none(from_number, region)),
@@ -215,9 +224,8 @@ def m8com_lookup(request, brand_slug: str):
             response._has_been_logged = True  # type: ignore[attr-defined]  # Django's own marker (log_response)
             return call.finish(response, customers_returned=0)
         return call.finish(json_response(None, raw=body), customers_returned=1, customer_id=customer_pk, note=note)
-    except Exception:  # noqa: BLE001 - a JSON 500, never an HTML page
-        logger.exception("M8Com lookup failed")
-        return call.finish(error_response(500, "server_error", "An unexpected error occurred."))
+    except Exception as exc:  # noqa: BLE001 - a 4xx of the vocabulary or a logged JSON 500, never HTML
+        return call.fail(exc)
 
 
 # ---------------------------------------------------------------- OpenAPI

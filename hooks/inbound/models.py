@@ -2,8 +2,9 @@
 
 M8Com "Automatic Call Logging" and the contact-center service hooks
 (AbandonedConversation, OutboundCall, WorkItemClosed) post events; each one is
-saved as an :class:`InboundEvent` first (nothing accepted is ever lost), then
-processed: matched to a customer, put on the timeline, emitted on the event bus.
+saved as an :class:`InboundEvent` first (the body as received, nothing read
+from it yet: nothing accepted is ever lost), then interpreted: matched to a
+customer, put on the timeline, emitted on the event bus. docs/inbound-events.md
 """
 
 from __future__ import annotations
@@ -22,7 +23,12 @@ class EventState(models.TextChoices):
     RECEIVED = "received", "Received (not processed yet)"
     PROCESSED = "processed", "Processed (on the customer's timeline)"
     UNMATCHED = "unmatched", "Processed, no customer matched"
+    INVALID = "invalid", "Stored, fields could not be read (needs attention)"
     FAILED = "failed", "Processing failed (can be reprocessed)"
+
+
+# Interpreted: the answer is 200. Anything else stored is answered 202 (kept, not interpreted yet).
+INTERPRETED_STATES = frozenset({EventState.PROCESSED, EventState.UNMATCHED})
 
 
 class InboundEvent(models.Model):
@@ -56,17 +62,41 @@ class InboundEvent(models.Model):
     content_hash = models.CharField(
         "content hash",
         max_length=64,
-        help_text="SHA-256 of the payload with its keys sorted: a retry with the same content is stored once.",
+        help_text="SHA-256 of the payload with its keys sorted (of the body's bytes when it cannot be written "
+        "that way, e.g. nested very deeply): a retry with the same content is stored once.",
     )
-    payload = models.JSONField("payload", help_text="The JSON body as received, unknown fields included.")
+    body = models.TextField(
+        "body",
+        blank=True,
+        help_text="The request body exactly as received (JSON text; a NUL character stays escaped as \\u0000).",
+    )
+    headers = models.JSONField(
+        "headers",
+        default=dict,
+        blank=True,
+        help_text="The request headers as received, secrets (Authorization, x-api-key, cookies ...) masked.",
+    )
+    payload = models.JSONField(
+        "payload",
+        null=True,
+        blank=True,
+        help_text="The body as parsed, unknown fields included, in a form every database stores: NUL and lone "
+        "surrogates become U+FFFD, values nested deeper than 100 levels a note (the body keeps them all).",
+    )
     state = models.CharField(
         "state",
         max_length=12,
         choices=EventState.choices,
         default=EventState.RECEIVED,
-        help_text="Received events are processed straight away; failed ones can be reprocessed.",
+        help_text="Received events are interpreted straight away; invalid, failed and unmatched ones can be "
+        "reprocessed.",
     )
-    error = models.TextField("error", blank=True, help_text="Why the last processing attempt failed.")
+    error = models.TextField(
+        "reason",
+        blank=True,
+        help_text="Why the event is not on a timeline: the fields that could not be read, the processing error, "
+        "or that it names no customer to match.",
+    )
     attempts = models.PositiveIntegerField(
         "processing attempts", default=0, help_text="How often processing was tried."
     )

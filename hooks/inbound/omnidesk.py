@@ -31,6 +31,7 @@ from rest_framework.views import APIView
 
 from customers.normalize import InvalidAddress, normalize_email, normalize_phone
 from customers.selectors import omnidesk_document_by_customer_id, omnidesk_documents_by_address
+from hub.exceptions import Forbidden, MethodNotAllowed, NotAuthenticated, NotFound, ValidationFailed
 from hub.models import Integration
 
 from .common import InboundCall, error_response, json_response
@@ -110,9 +111,7 @@ def omnidesk_lookup(request, brand_slug: str):
     call = InboundCall(request, ENDPOINT)
     try:
         if request.method != "GET":
-            response = error_response(405, "method_not_allowed", "Use GET.")
-            response["Allow"] = "GET"
-            return call.finish(response)
+            raise MethodNotAllowed("GET")
         query = request.GET
         auth = call.authenticate(brand_slug=brand_slug, integration=Integration.OMNIDESK, secret=query.get("key"))
         if auth.status:
@@ -124,7 +123,8 @@ def omnidesk_lookup(request, brand_slug: str):
         try:
             kind, value = omnidesk_query_parse(query, region=brand.default_region)
         except QueryError as exc:
-            return call.finish(error_response(400, "invalid", exc.message, {exc.parameter: [exc.message]}), note=note)
+            error = ValidationFailed(exc.message, fields={exc.parameter: [exc.message]})
+            return call.finish(error_response(error), note=note)
         key = (brand.pk, brand.generation, ENDPOINT, kind, value)
         cached = lookup_cache.get(key)
         if cached is None:
@@ -137,20 +137,17 @@ def omnidesk_lookup(request, brand_slug: str):
             lookup_cache.set(key, cached)
         body, count, customer_pk = cached
         return call.finish(json_response(None, raw=body), customers_returned=count, customer_id=customer_pk, note=note)
-    except Exception:  # noqa: BLE001 - Omnidesk: 500 with a JSON body, never an HTML page
-        logger.exception("Omnidesk lookup failed")
-        return call.finish(error_response(500, "server_error", "An unexpected error occurred."))
+    except Exception as exc:  # noqa: BLE001 - Omnidesk: a 4xx of the vocabulary or a JSON 500, never HTML
+        return call.fail(exc)
 
 
 AUTH_ERRORS = {
     "missing": lambda: error_response(
-        401, "not_authenticated", "The key query parameter is required.", {"key": ["This parameter is required."]}
+        NotAuthenticated("The key query parameter is required.", fields={"key": ["This parameter is required."]})
     ),
-    "invalid key": lambda: error_response(403, "forbidden", "The key is not valid for this brand."),
-    "network not allowed": lambda: error_response(
-        403, "forbidden", "This key may not be used from your network address."
-    ),
-    "unknown brand": lambda: error_response(404, "not_found", "No such brand."),
+    "invalid key": lambda: error_response(Forbidden("The key is not valid for this brand.")),
+    "network not allowed": lambda: error_response(Forbidden("This key may not be used from your network address.")),
+    "unknown brand": lambda: error_response(NotFound("No such brand.")),
 }
 
 

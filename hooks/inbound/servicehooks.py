@@ -11,41 +11,46 @@ The contract's JSON schema cannot be downloaded, so field names are matched
 loosely: case, ``_``, ``-`` and spaces are ignored, and the spellings listed in
 :data:`ALIASES` are accepted (docs/inbound-events.md lists them). The raw
 payload is always kept and extra fields never cause a rejection.
+
+The contract marks no field required: an event without a phone number, id or
+target is interpreted all the same (and is ``unmatched`` when it names no
+customer). A field that is present but cannot be read (a list for a phone
+number, a time no calendar holds, "Infinity" seconds in a queue) keeps the
+event ``invalid``, stored, with the reason. The endpoint is the shared accept
+path (hooks.inbound.common.EventAcceptApi).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from django.http import HttpRequest, HttpResponse
 from django.urls import re_path
-from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
 from rest_framework import serializers
 from rest_framework.authentication import BaseAuthentication
-from rest_framework.views import APIView
 
+from hub.exceptions import Forbidden, NotAuthenticated, NotFound
 from hub.models import Integration
 
-from .common import InboundCall, error_response, json_response
+from .common import EventAcceptApi, InboundCall, error_response, openapi_error, openapi_event_responses
 from .models import EventSource
-from .services import (
-    BodyError,
-    Interpretation,
-    content_hash,
-    event_response_body,
-    format_duration,
-    inbound_event_accept,
-    iso,
-    json_body_read,
-    openapi_error,
-    openapi_event_accepted,
-)
+from .registry import Interpretation, Unreadable, register_interpreter
+from .services import content_hash, format_duration, iso
 
 logger = logging.getLogger(__name__)
 
@@ -112,12 +117,6 @@ ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 
-class FieldErrors(ValueError):
-    def __init__(self, fields: dict[str, list[str]]):
-        super().__init__(str(fields))
-        self.fields = fields
-
-
 def _squash(name: str) -> str:
     return re.sub(r"[\s_\-.]", "", str(name)).lower()
 
@@ -166,6 +165,9 @@ _ISO_DURATION = re.compile(
 _CLOCK = re.compile(r"^(?:(?P<h>\d+):)?(?P<m>\d{1,2}):(?P<s>\d{1,2}(?:\.\d+)?)$")
 
 
+MAX_SECONDS = 100 * 366 * 86400
+
+
 def parse_seconds(value: Any, *, milliseconds: bool = False) -> float | None:
     """A duration: a number of seconds (or ms for *Ms fields), "134", "02:14",
     "00:02:14", ISO 8601 "PT2M14S". None when it is none of these."""
@@ -187,14 +189,18 @@ def parse_seconds(value: Any, *, milliseconds: bool = False) -> float | None:
             return None
     else:
         return None
-    if number < 0 or number != number:
+    seconds = number / 1000 if milliseconds else number
+    # Not negative, not NaN, not "Infinity", and not beyond a century (a wait no timeline can write).
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_SECONDS:
         return None
-    return number / 1000 if milliseconds else number
+    return seconds
 
 
 def parse_time(value: Any) -> datetime | None:
-    """A point in time: ISO 8601 (any fraction digits, Z or offset; no offset
-    means UTC), or a Unix time in seconds or milliseconds."""
+    """A point in time, in UTC: ISO 8601 (any fraction digits, Z or offset; no
+    offset means UTC), or a Unix time in seconds or milliseconds. None for
+    anything else, and for a time UTC cannot hold (0001-01-01T00:00:00+01:00
+    is in year 0)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, str):
@@ -207,9 +213,9 @@ def parse_time(value: Any) -> datetime | None:
                 text = f"{fraction[1]}.{fraction[2][:6]}{fraction[3]}"
             try:
                 parsed = datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00"))
-            except ValueError:
+                return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+            except (ValueError, OverflowError):
                 return None
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
         value = number
     if isinstance(value, (int, float)):
         seconds = value / 1000 if value > 10**11 else value
@@ -230,11 +236,11 @@ def _bool(value: Any) -> bool | None:
     return None
 
 
-def _required_text(fields: Fields, canonical: str, errors: dict, *, what: str) -> str:
+def _optional_text(fields: Fields, canonical: str, errors: dict) -> str:
+    """The field's text, "" when absent (the contract requires none); an error
+    when present but not readable as text."""
     key, value = fields.get(canonical)
     if key is None:
-        spellings = ", ".join(ALIASES[canonical][:4])
-        errors[canonical] = [f"This field is required ({what}); accepted spellings include {spellings}."]
         return ""
     text = _object_text(value, "id", "number", "phonenumber", "name")
     if not text:
@@ -264,7 +270,7 @@ def _base(payload: dict[str, Any]) -> dict[str, Any]:
 def _abandoned(payload: dict[str, Any]) -> Interpretation:
     fields = Fields(payload)
     errors: dict[str, list[str]] = {}
-    phone = _required_text(fields, "customerPhoneNumber", errors, what="the customer's phone number")
+    phone = _optional_text(fields, "customerPhoneNumber", errors)
     seconds = None
     for canonical, in_ms in (("timeInQueueMs", True), ("timeInQueue", False)):
         key, value = fields.get(canonical)
@@ -280,12 +286,12 @@ def _abandoned(payload: dict[str, Any]) -> Interpretation:
     if queue_key and queue is None:
         errors[queue_key] = ["Expected a string."]
     if errors:
-        raise FieldErrors(errors)
+        raise Unreadable(errors)
     waited = format_duration(seconds) if seconds is not None else ""
     summary = (
         "Abandoned" + (f" in queue {queue}" if queue else " in the queue") + (f" after {waited}" if waited else "")
     )
-    event_id = _text(fields.get("id")[1]) or _text(fields.get("conversationId")[1]) or ""
+    event_id = servicehook_event_id(EventSource.ABANDONED_CONVERSATION, payload)
     event = {
         **_base(payload),
         "customerPhoneNumber": phone,
@@ -314,16 +320,16 @@ def _abandoned(payload: dict[str, Any]) -> Interpretation:
 def _outbound(payload: dict[str, Any]) -> Interpretation:
     fields = Fields(payload)
     errors: dict[str, list[str]] = {}
-    target = _required_text(fields, "targetPhoneNumber", errors, what="the dialed number")
+    target = _optional_text(fields, "targetPhoneNumber", errors)
     agent_key, agent_value = fields.get("agentId")
     agent = _object_text(agent_value, "id", "agentid", "name") if agent_key else ""
     if agent_key and agent is None:
         errors[agent_key] = ["Expected a string."]
     when = _time_field(fields, errors, "timestamp", "initiatedAt")
     if errors:
-        raise FieldErrors(errors)
-    summary = f"Outbound call to {target}" + (f" started by agent {agent}" if agent else "")
-    event_id = _text(fields.get("id")[1]) or _text(fields.get("callId")[1]) or ""
+        raise Unreadable(errors)
+    summary = "Outbound call" + (f" to {target}" if target else "") + (f" started by agent {agent}" if agent else "")
+    event_id = servicehook_event_id(EventSource.OUTBOUND_CALL, payload)
     stamp = iso(when)
     call = {
         "toNumber": target,
@@ -357,7 +363,7 @@ def _outbound(payload: dict[str, Any]) -> Interpretation:
 def _workitem(payload: dict[str, Any]) -> Interpretation:
     fields = Fields(payload)
     errors: dict[str, list[str]] = {}
-    work_id = _required_text(fields, "id", errors, what="the work item id")
+    work_id = _optional_text(fields, "id", errors)
     created = _time_field(fields, errors, "createdAt")
     closed = _time_field(fields, errors, "closedAt", "timestamp")
     outbound_key, outbound_value = fields.get("isOutbound")
@@ -393,7 +399,7 @@ def _workitem(payload: dict[str, Any]) -> Interpretation:
     elif agent_key:
         errors[agent_key] = ['Expected an object such as {"id": ..., "name": ...}.']
     if errors:
-        raise FieldErrors(errors)
+        raise Unreadable(errors)
     agent_name = agent.get("name") or texts["agentName"] or agent.get("email") or texts["agentEmail"] or agent.get("id")
     handled = ""
     if created and closed and closed >= created:
@@ -440,7 +446,7 @@ def _workitem(payload: dict[str, Any]) -> Interpretation:
             "kind": "NOTE",
             "occurred_at": closed,
             "source": "servicehooks",
-            "external_id": f"workitem-{work_id}"[:200],
+            "external_id": f"workitem-{work_id}"[:200] if work_id else "",
             "header": "Work item closed",
             "body": body,
             "associated_user": (agent_name or "")[:200],
@@ -456,14 +462,10 @@ INTERPRETERS = {
 
 
 def servicehook_interpret(source: str, payload: dict[str, Any]) -> Interpretation:
-    """Raises FieldErrors for a payload the hub cannot use."""
+    """Raises Unreadable for a payload whose fields the hub cannot read."""
     if not isinstance(payload, dict):
-        raise FieldErrors({"non_field_errors": ["Expected a JSON object."]})
-    examples = payload.get("examples")
-    if set(payload) == {"examples"} and isinstance(examples, list) and len(examples) == 1:
-        # The contract prints WorkItemClosed as '"examples": [ {...} ]' (a schema
-        # excerpt); a sender copying it verbatim means the one object inside.
-        payload = examples[0] if isinstance(examples[0], dict) else payload
+        raise Unreadable({"non_field_errors": ["Expected a JSON object."]})
+    payload = _unwrapped(payload)
     meaning = INTERPRETERS[EventSource(source)](payload)
     if meaning.activity.get("occurred_at") is None:
         meaning.activity.pop("occurred_at")
@@ -479,72 +481,68 @@ def _activity_external_id(source: str, payload: dict[str, Any], meaning: Interpr
     return f"{name}-{event_id}"[:200] if event_id else f"{name}-{content_hash(payload)[:32]}"
 
 
-def servicehook_idempotency_key(source: str, payload: dict[str, Any], meaning: Interpretation) -> str:
-    """The event's own id when it has one, else a hash of its content."""
-    event_id = str(meaning.event.get("externalId") or "")
-    if event_id:
+def _unwrapped(payload: dict[str, Any]) -> dict[str, Any]:
+    examples = payload.get("examples")
+    if set(payload) == {"examples"} and isinstance(examples, list) and len(examples) == 1:
+        # The contract prints WorkItemClosed as '"examples": [ {...} ]' (a schema
+        # excerpt); a sender copying it verbatim means the one object inside.
+        return examples[0] if isinstance(examples[0], dict) else payload
+    return payload
+
+
+def servicehook_event_id(source: str, payload: dict[str, Any]) -> str:
+    """The notification's own id ("" when it has none): ``id``, else the call's or conversation's id."""
+    fields = Fields(payload)
+    if source == EventSource.WORKITEM_CLOSED:
+        return _object_text(fields.get("id")[1], "id", "number", "phonenumber", "name") or ""
+    second = "callId" if source == EventSource.OUTBOUND_CALL else "conversationId"
+    return _text(fields.get("id")[1]) or _text(fields.get(second)[1]) or ""
+
+
+def servicehook_interpreter(source: str) -> Callable[[Any], Interpretation]:
+    """interpret() for the registry: :func:`servicehook_interpret` of one source."""
+
+    def interpret(payload: Any) -> Interpretation:
+        return servicehook_interpret(source, payload)
+
+    return interpret
+
+
+def servicehook_identify(source: str) -> Callable[[Any], str]:
+    """identify() for the registry: the event's id as its key ("" when it has
+    none: the content hash is used). Any JSON value is accepted."""
+
+    def identify(payload: Any) -> str:
+        if not isinstance(payload, dict):
+            return ""
+        event_id = servicehook_event_id(source, _unwrapped(payload))
+        if not event_id:
+            return ""
         key = f"{source}:id:{event_id}"
         # A very long id is hashed rather than cut, so two ids never share a key.
         return key if len(key) <= 200 else f"{source}:idsha256:{hashlib.sha256(event_id.encode()).hexdigest()}"
-    return f"{source}:sha256:{content_hash(payload)}"
+
+    return identify
+
+
+for _source, _event_type in (
+    (EventSource.ABANDONED_CONVERSATION, "conversation.abandoned"),
+    (EventSource.OUTBOUND_CALL, "call.outbound"),
+    (EventSource.WORKITEM_CLOSED, "workitem.closed"),
+):
+    register_interpreter(
+        _source,
+        event_type=_event_type,
+        interpret=servicehook_interpreter(_source),
+        identify=servicehook_identify(_source),
+    )
 
 
 # ---------------------------------------------------------------- the endpoint
 
 
-def servicehook_view(request, brand_slug: str, event_type: str):
-    """One service hook notification: x-api-key auth, stored raw, then processed."""
-    canonical = EVENT_TYPE_SPELLINGS.get(_squash(event_type), event_type.lower())
-    call = InboundCall(request, f"servicehooks.{canonical}"[:60])
-    try:
-        return _servicehook(call, request, brand_slug, canonical)
-    except Exception:  # noqa: BLE001 - a JSON 500, never an HTML page
-        logger.exception("Service hook failed")
-        return call.finish(error_response(500, "server_error", "An unexpected error occurred."))
-
-
-def _servicehook(call: InboundCall, request, brand_slug: str, canonical: str):
-    if request.method != "POST":
-        response = error_response(405, "method_not_allowed", "Use POST.")
-        response["Allow"] = "POST"
-        return call.finish(response)
-    source = EVENT_SOURCES.get(canonical)
-    if source is None:
-        return call.finish(
-            error_response(404, "unknown_event_type", f"Unknown event type; one of {', '.join(EVENT_SOURCES)}.")
-        )
-    key = request.headers.get("x-api-key", "")
-    if not key:
-        return call.finish(error_response(401, "not_authenticated", "No x-api-key header provided."))
-    auth = call.authenticate(brand_slug=brand_slug, integration=Integration.SERVICEHOOKS, secret=key.strip())
-    if auth.status == 404:
-        return call.finish(error_response(404, "not_found", "No such brand."))
-    if auth.status:
-        return call.finish(error_response(403, "forbidden", "Invalid API key."))
-    assert auth.brand is not None  # status 0: credential_authenticate found the brand
-    try:
-        payload, raw = json_body_read(request)
-    except BodyError as exc:
-        return call.finish(error_response(exc.status, exc.code, exc.message, exc.fields))
-    text = raw.decode("utf-8", "replace")
-    try:
-        meaning = servicehook_interpret(source, payload)
-    except FieldErrors as exc:
-        return call.finish(
-            error_response(400, "invalid", "The event has invalid fields.", exc.fields), request_body=text
-        )
-    event, duplicate = inbound_event_accept(
-        brand=auth.brand,
-        source=source,
-        payload=payload,
-        idempotency_key=servicehook_idempotency_key(source, payload, meaning),
-    )
-    return call.finish(
-        json_response(*event_response_body(event, duplicate)),
-        customer_id=event.customer_id,
-        note=f"event {event.pk} {event.state}{' (duplicate)' if duplicate else ''}",
-        request_body=text,
-    )
+def _canonical_event_type(event_type: str) -> str:
+    return EVENT_TYPE_SPELLINGS.get(_squash(event_type), event_type.lower())
 
 
 class ServiceHookApiKeyAuthentication(BaseAuthentication):
@@ -567,20 +565,16 @@ class ServiceHookApiKeyScheme(OpenApiAuthenticationExtension):
         }
 
 
-class ServiceHookApi(APIView):
-    """Contact-center service hooks (contract: contact-center-service-hooks.txt)."""
-
-    authentication_classes = [ServiceHookApiKeyAuthentication]
-    permission_classes: list = []
-    http_method_names = ["post"]
-
-    @extend_schema(
+@extend_schema_view(
+    post=extend_schema(
         operation_id="servicehook_event",
         tags=["Service hooks"],
         summary="A contact-center notification: abandoned conversation, outbound call, work item closed",
         description="Field names are matched loosely (case, `_`, `-`, spaces ignored; the spellings in "
-        "docs/inbound-events.md). Extra fields are kept and never rejected. Stored first, then matched by "
-        "phone number / customer id and put on the timeline. A retry (same id, or same content) is stored once.",
+        "docs/inbound-events.md). Extra fields are kept and never rejected; no field is required. Stored first, "
+        "as received; then matched by phone number / customer id and put on the timeline. An event naming no "
+        "customer is `unmatched`; one whose fields cannot be read is kept as `invalid` (202, with the reason). "
+        "A retry (same id, or same content) is stored once.",
         parameters=[
             OpenApiParameter("brand_slug", OpenApiTypes.STR, OpenApiParameter.PATH, description="The brand's slug."),
             OpenApiParameter(
@@ -614,31 +608,46 @@ class ServiceHookApi(APIView):
                 "result": serializers.CharField(required=False),
             },
         ),
-        responses={
-            200: OpenApiResponse(openapi_event_accepted(), description="Stored and processed (or a retry)."),
-            202: OpenApiResponse(openapi_event_accepted(), description="Stored; processing failed and can be redone."),
-            400: OpenApiResponse(openapi_error("InboundEventError"), description="Invalid fields (error.fields)."),
-            401: OpenApiResponse(openapi_error("InboundEventError"), description="No x-api-key header."),
-            403: OpenApiResponse(openapi_error("InboundEventError"), description="Invalid API key."),
-            404: OpenApiResponse(openapi_error("InboundEventError"), description="No such brand or event type."),
-            413: OpenApiResponse(openapi_error("InboundEventError"), description="Body over HUB_MAX_BODY_BYTES."),
-            415: OpenApiResponse(openapi_error("InboundEventError"), description="Not application/json."),
-            500: OpenApiResponse(openapi_error("InboundEventError"), description="Unexpected failure."),
-        },
+        responses=openapi_event_responses(
+            {
+                401: OpenApiResponse(openapi_error("InboundEventError"), description="No x-api-key header."),
+                403: OpenApiResponse(openapi_error("InboundEventError"), description="Invalid API key."),
+                404: OpenApiResponse(openapi_error("InboundEventError"), description="No such brand or event type."),
+            }
+        ),
     )
-    def post(self, request, brand_slug: str, event_type: str):
-        return servicehook_view(request, brand_slug, event_type)
+)
+class ServiceHookApi(EventAcceptApi):
+    """Contact-center service hooks (contract: contact-center-service-hooks.txt):
+    x-api-key auth, then the shared accept path."""
 
-    def dispatch(self, request, *args, **kwargs):
-        # The view reads the body itself; DRF's request wrapping is skipped
-        # (the class exists for the schema).
-        return servicehook_view(request, kwargs["brand_slug"], kwargs["event_type"])
+    authentication_classes = [ServiceHookApiKeyAuthentication]
+
+    def endpoint_name(self, **kwargs: str) -> str:
+        return f"servicehooks.{_canonical_event_type(kwargs['event_type'])}"
+
+    def event_source(self, **kwargs: str) -> str:
+        source = EVENT_SOURCES.get(_canonical_event_type(kwargs["event_type"]))
+        if source is None:
+            raise NotFound(f"Unknown event type; one of {', '.join(EVENT_SOURCES)}.", code="unknown_event_type")
+        return source
+
+    def key_check(self, call: InboundCall, request: HttpRequest, brand_slug: str) -> HttpResponse | None:
+        key = request.headers.get("x-api-key", "")
+        if not key:
+            return error_response(NotAuthenticated("No x-api-key header provided."))
+        auth = call.authenticate(brand_slug=brand_slug, integration=Integration.SERVICEHOOKS, secret=key.strip())
+        if auth.status == 404:
+            return error_response(NotFound("No such brand."))
+        if auth.status:
+            return error_response(Forbidden("Invalid API key."))
+        return None
 
 
 urlpatterns = [
     re_path(
         r"^servicehooks/(?P<brand_slug>[-a-zA-Z0-9_]+)/(?P<event_type>[^/]+)(?:/+)?$",
-        csrf_exempt(ServiceHookApi.as_view()),
+        ServiceHookApi.as_view(),
         name="servicehooks-event",
     ),
 ]

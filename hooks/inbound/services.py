@@ -1,30 +1,37 @@
-"""Writes for inbound events: store raw first, then process.
+"""Writes for inbound events: the one accept path, store raw first, then interpret.
 
-Architecture, "Inbound event": authenticate -> validate -> store the raw event
-(nothing is lost, even when no customer matches) -> match the customer by phone
-or id -> timeline Activity -> ``emit(brand, event_type, ...)``. Retries from the
-platform never create duplicates: each event has an idempotency key from its
-payload, unique per brand, and a content hash.
+Architecture, "Inbound event": authenticate -> size and content-type checks ->
+parse JSON -> **store the raw event in its own short transaction** -> the
+source's registered interpreter (hooks.inbound.registry) reads the stored event
+-> match the customer by phone or id -> timeline Activity -> ``emit(brand,
+event_type, ...)``. Nothing about field content is checked before the event is
+stored: odd values, missing fields, deep nesting or impossible dates are the
+interpreter's business, and its verdict is a state on the stored event
+(``invalid`` / ``failed`` with the reason, ``unmatched``), never a refusal.
 
-Storing and processing are two transactions on purpose: when processing fails
-(a bug, a database hiccup, a subscriber that raises) the event is already
-committed, marked ``failed`` with the error, and :func:`inbound_event_process`
-can be run again (admin action "Reprocess", or the platform retrying the post).
+Storing and interpreting are two transactions on purpose: when interpreting
+fails (a bug, a database hiccup, a subscriber that raises) the event is already
+committed, marked with the reason, and :func:`inbound_event_process` can run
+again (admin action "Reprocess", or the platform retrying the post).
+
+Retries never create duplicates: each event has an idempotency key (the
+interpreter's ``identify``, else the content hash), unique per brand.
+
+This module never imports an adapter: adapters register with
+hooks.inbound.registry (see hooks.inbound.apps).
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
+import json
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import math
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -35,117 +42,99 @@ from customers.normalize import InvalidAddress, normalize_phone
 from customers.selectors import customer_find_by_address, customer_find_by_id
 from customers.services import activity_record, customer_create
 from hub.events import emit
+from hub.exceptions import InvalidJson
 from hub.models import Brand
+from hub.redaction import redact_headers
 
-from .models import EventSource, EventState, InboundEvent
+from .models import EventState, InboundEvent
+from .registry import Interpretation, Unreadable, interpreter_for
 
 logger = logging.getLogger(__name__)
 
 ERROR_LIMIT = 4000
+KEY_LIMIT = 200
+# Deeper values are kept in the body only: Python's json (Django's JSONField,
+# psycopg) recurses once per level, and nothing the hub reads is this deep.
+MAX_PAYLOAD_DEPTH = 100
+REPLACEMENT = "\ufffd"
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 
 
-# ---------------------------------------------------------------- reading a request body
+# ---------------------------------------------------------------- the body as received
 
 
-class BodyError(Exception):
-    """A request body the endpoint cannot accept: status, code, message, field errors."""
+def inbound_body_parse(body: bytes) -> tuple[Any, bool]:
+    """The JSON value of a request body and whether it was read exactly.
 
-    def __init__(self, status: int, code: str, message: str, fields: dict | None = None):
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.fields = fields or {}
-
-
-def json_body_read(request) -> tuple[Any, bytes]:
-    """The request's JSON body: 413 when over HUB_MAX_BODY_BYTES, 415 when not
-    JSON, 400 when it does not parse. Returns (parsed, raw bytes)."""
-    limit = settings.HUB_MAX_BODY_BYTES
+    orjson reads nearly every body. What it refuses but RFC 8259 allows (numbers
+    beyond a double, such as 1e400; lone UTF-16 surrogates) is read again with
+    Python's json, inexactly (the body keeps the original). Raises InvalidJson
+    for a body that is not JSON, or is nested deeper than 1,024 levels (RFC 8259
+    lets a parser limit nesting; the hub's limit is orjson's).
+    """
     try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
-    too_big = BodyError(413, "too_large", f"The request body is larger than {limit} bytes.")
-    if declared > limit:
-        raise too_big
-    content_type = request.META.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
-    if content_type != "application/json" and not content_type.endswith("+json"):
-        # WSGI servers report a missing Content-Type as text/plain.
-        got = "none" if content_type in ("", "text/plain") else repr(content_type)
-        raise BodyError(
-            415,
-            "unsupported_media_type",
-            f"Send the event as JSON with Content-Type: application/json (Content-Type received: {got}).",
-        )
-    try:
-        raw = request.body
-    except RequestDataTooBig:
-        raise too_big
-    if len(raw) > limit:
-        raise too_big
-    try:
-        parsed = orjson.loads(raw)
+        return orjson.loads(body), True
     except orjson.JSONDecodeError as exc:
-        raise BodyError(400, "invalid_json", f"The body is not valid JSON: {exc}.")
-    if _has_nul(parsed):
-        # PostgreSQL cannot store U+0000 in text or JSON; refuse it on every database alike.
-        raise BodyError(400, "invalid_json", "Text in the body may not contain NUL (\\u0000) characters.")
-    return parsed, raw
+        if "depth" in str(exc) or "recursion" in str(exc):
+            raise InvalidJson("The body is nested deeper than 1,024 levels.") from exc
+        error = exc
+    try:
+        # JSON on the wire is UTF-8 (RFC 8259): no UTF-16, no BOM, no encoded surrogates.
+        return json.loads(body.decode("utf-8"), parse_constant=_not_json, parse_int=_json_int), False
+    except (ValueError, RecursionError):
+        raise InvalidJson(f"The body is not valid JSON: {error}.") from error
 
 
-def _has_nul(value: Any) -> bool:
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
-# ---------------------------------------------------------------- what an event means
+def _json_int(text: str) -> int | float:
+    # Python refuses to read integers of more than 4,300 digits; orjson reads
+    # those beyond 64 bits as floats. Do the same.
+    return int(text) if len(text) <= 18 else float(text)
 
 
-@dataclass
-class Interpretation:
-    """What a stored payload means for the hub (built by the contract's adapter module)."""
-
-    event_type: str
-    summary: str
-    event: dict[str, Any]
-    call: dict[str, Any] | None = None
-    # Where to look for the customer, in order: ("phone" | "customer_id" | "email", value).
-    lookups: list[tuple[str, str]] = field(default_factory=list)
-    # M8Com: the CRM-side number a customer is created for when the brand asks for it.
-    create_number: str = ""
-    # customers.services.activity_record arguments (kind, occurred_at, fields).
-    activity: dict[str, Any] = field(default_factory=dict)
-
-
-def _interpreter(source: str) -> Callable[[dict[str, Any]], Interpretation]:
-    # The translation of each contract lives in its adapter module.
-    if source == EventSource.M8COM_CALLLOG:
-        from . import calllog
-
-        return calllog.calllog_interpret
-    from . import servicehooks
-
-    return lambda payload: servicehooks.servicehook_interpret(source, payload)
+def payload_storable(value: Any, *, depth: int = 0) -> Any:
+    """*value* in a form every database stores as JSON: NUL (PostgreSQL cannot
+    store U+0000) and lone surrogates become U+FFFD, non-finite numbers the
+    strings "Infinity" / "-Infinity", and values nested deeper than
+    MAX_PAYLOAD_DEPTH a note. The raw body keeps the original."""
+    if isinstance(value, str):
+        return _storable_text(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    if isinstance(value, (dict, list)) and depth >= MAX_PAYLOAD_DEPTH:
+        return f"(nested deeper than {MAX_PAYLOAD_DEPTH} levels: see the body as received)"
+    if isinstance(value, dict):
+        return {_storable_text(key): payload_storable(item, depth=depth + 1) for key, item in value.items()}
+    if isinstance(value, list):
+        return [payload_storable(item, depth=depth + 1) for item in value]
+    return value
 
 
-def content_hash(payload: Any) -> str:
-    return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+def _storable_text(text: str) -> str:
+    if text.isascii() and "\x00" not in text:
+        return text
+    return _UNSTORABLE.sub(REPLACEMENT, text)
+
+
+def content_hash(payload: Any, body: bytes = b"") -> str:
+    """SHA-256 of the payload with its keys sorted (a retry with its keys in
+    another order is the same content), or of the body's bytes when the payload
+    cannot be written canonically (nested deeper than orjson writes, 254 levels)."""
+    try:
+        return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    except (orjson.JSONEncodeError, TypeError):
+        return hashlib.sha256(body).hexdigest()
+
+
+# ---------------------------------------------------------------- interpretation helpers
 
 
 def format_duration(seconds: float | int | None) -> str:
     """'2 min 14 s', '45 s', '1 h 3 min' — how the timeline says how long something took."""
-    if seconds is None:
+    if seconds is None or not math.isfinite(seconds):
         return ""
     total = max(0, round(seconds))
     hours, rest = divmod(total, 3600)
@@ -165,24 +154,36 @@ def millis_to_datetime(value: float | int) -> datetime:
 
 
 def iso(value: datetime | None) -> str:
-    return "" if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    """ISO 8601 in UTC ('Z'); a time UTC cannot hold (year 1 with a positive
+    offset, year 9999 with a negative one) as written."""
+    if value is None:
+        return ""
+    try:
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    except OverflowError:
+        return value.isoformat()
 
 
 # ---------------------------------------------------------------- storing
 
 
 def inbound_event_store(
-    *, brand: Brand, source: str, payload: Any, idempotency_key: str, payload_hash: str | None = None
+    *, brand: Brand, source: str, body: bytes, payload: Any, exact: bool = True, headers: dict | None = None
 ) -> tuple[InboundEvent, bool]:
-    """Commit the event as received, before any processing. Returns (event, created).
+    """Commit the event as received, in its own short transaction, before
+    anything reads its fields. Returns (event, created).
 
-    A post whose idempotency key, or whose content, is already stored for the
-    brand and source returns the stored event (created False).
+    *payload* is the parsed body (``exact`` False when it was not read exactly,
+    see :func:`inbound_body_parse`). A post whose idempotency key, or whose
+    content, is already stored for the brand and source returns the stored
+    event (created False).
     """
-    digest = payload_hash or content_hash(payload)
+    stored = payload_storable(payload)
+    digest = content_hash(payload, body) if exact else hashlib.sha256(body).hexdigest()
+    key = _idempotency_key(source, stored, digest)
     existing = (
         InboundEvent.objects.filter(brand=brand)
-        .filter(Q(idempotency_key=idempotency_key) | Q(source=source, content_hash=digest))
+        .filter(Q(idempotency_key=key) | Q(source=source, content_hash=digest))
         .order_by("pk")
         .first()
     )
@@ -193,27 +194,39 @@ def inbound_event_store(
             event = InboundEvent.objects.create(
                 brand=brand,
                 source=source,
-                event_type=_event_type_of(source),
-                idempotency_key=idempotency_key[:200],
+                event_type=interpreter_for(source).event_type,
+                idempotency_key=key,
                 content_hash=digest,
-                payload=payload,
+                # Valid JSON is UTF-8 without a raw NUL byte (control characters are escaped).
+                body=body.decode("utf-8"),
+                headers=_storable_headers(headers or {}),
+                payload=stored,
                 received_at=timezone.now(),
             )
     except IntegrityError:  # the same event arrived twice at once
-        return InboundEvent.objects.get(brand=brand, idempotency_key=idempotency_key[:200]), False
+        return InboundEvent.objects.get(brand=brand, idempotency_key=key), False
     return event, True
 
 
-EVENT_TYPE_OF_SOURCE = {
-    EventSource.M8COM_CALLLOG: "call.logged",
-    EventSource.ABANDONED_CONVERSATION: "conversation.abandoned",
-    EventSource.OUTBOUND_CALL: "call.outbound",
-    EventSource.WORKITEM_CLOSED: "workitem.closed",
-}
+def _idempotency_key(source: str, payload: Any, digest: str) -> str:
+    """The interpreter's identity of the event, else its content hash. Never
+    fails: an identify() that raises costs the event its identity, not its storage."""
+    try:
+        identity = interpreter_for(source).identify(payload)
+    except Exception:  # noqa: BLE001 - storage must not depend on reading fields
+        logger.exception("identify() of %s failed; the content hash is the key", source)
+        identity = ""
+    identity = _storable_text(str(identity or ""))
+    if not identity:
+        return f"{source}:sha256:{digest}"
+    if len(identity) > KEY_LIMIT:
+        # A very long identity is hashed rather than cut, so two never share a key.
+        return f"{source}:keysha256:{hashlib.sha256(identity.encode()).hexdigest()}"
+    return identity
 
 
-def _event_type_of(source: str) -> str:
-    return EVENT_TYPE_OF_SOURCE[EventSource(source)]
+def _storable_headers(headers: dict) -> dict[str, str]:
+    return {_storable_text(str(name)): _storable_text(value) for name, value in redact_headers(headers).items()}
 
 
 # ---------------------------------------------------------------- processing
@@ -260,18 +273,27 @@ def _customer_data(pk: int, customer: Customer | None = None) -> documents.Custo
 
 
 def inbound_event_process(*, event: InboundEvent) -> InboundEvent:
-    """Match, put on the timeline and emit, in one transaction. Never raises:
-    a failure leaves the event stored as ``failed`` with the error."""
+    """Interpret, match, put on the timeline and emit, in one transaction.
+    Never raises: unreadable fields leave the event ``invalid``, any other
+    failure ``failed``, each with the reason; nothing is half done."""
     try:
         with transaction.atomic():
             return _process_locked(event.pk)
+    except Unreadable as exc:
+        _mark(event.pk, EventState.INVALID, f"Fields that could not be read: {exc}")
     except Exception as exc:  # noqa: BLE001 - the event stays stored; the error is recorded on it
         logger.exception("Processing inbound event %s failed", event.pk)
-        message = f"{type(exc).__name__}: {exc}"[:ERROR_LIMIT]
-        InboundEvent.objects.filter(pk=event.pk).update(
-            state=EventState.FAILED, error=message, attempts=F("attempts") + 1
-        )
-        return InboundEvent.objects.get(pk=event.pk)
+        _mark(event.pk, EventState.FAILED, f"{type(exc).__name__}: {exc}")
+    return InboundEvent.objects.get(pk=event.pk)
+
+
+def _mark(pk: int, state: str, reason: str) -> None:
+    InboundEvent.objects.filter(pk=pk).update(
+        state=state, error=_storable_text(reason)[:ERROR_LIMIT], attempts=F("attempts") + 1
+    )
+
+
+NO_CUSTOMER_NAMED = "The event names no customer to match (no phone number, e-mail or customer id)."
 
 
 def _process_locked(pk: int) -> InboundEvent:
@@ -279,7 +301,7 @@ def _process_locked(pk: int) -> InboundEvent:
     if event.state == EventState.PROCESSED:
         return event
     brand = event.brand
-    meaning = _interpreter(event.source)(event.payload)
+    meaning = interpreter_for(event.source).interpret(event.payload)
     customer = _customer_match(brand, meaning.lookups)
     if customer is None and meaning.create_number and brand.create_unknown_callers:
         customer = _unknown_caller_create(brand, meaning.create_number)
@@ -304,10 +326,11 @@ def _process_locked(pk: int) -> InboundEvent:
             customer_id=customer.pk if customer else None,
         )
         event.emitted = True
+    contact = next((value for _, value in meaning.lookups if value), "")
     event.summary = meaning.summary[:300]
-    event.contact_number = next((value for _, value in meaning.lookups if value), "")[:100]
+    event.contact_number = contact[:100]
     event.state = EventState.PROCESSED if customer is not None else EventState.UNMATCHED
-    event.error = ""
+    event.error = "" if customer is not None or contact else NO_CUSTOMER_NAMED
     event.attempts += 1
     event.processed_at = timezone.now()
     event.save()
@@ -337,82 +360,41 @@ def _event_data(event: InboundEvent, meaning: Interpretation, snapshot: dict[str
 
 def inbound_event_data(*, event: InboundEvent) -> dict[str, Any]:
     """The data a stored event is (or would be) emitted with, the customer as
-    they are now: what a dispatcher rule preview evaluates."""
-    meaning = _interpreter(event.source)(event.payload)
+    they are now: what a dispatcher rule preview evaluates. Raises Unreadable
+    (a ValueError) for an event whose fields cannot be read."""
+    meaning = interpreter_for(event.source).interpret(event.payload)
     snapshot = None
     if event.customer_id and Customer.objects.filter(pk=event.customer_id).exists():
         snapshot = documents.snapshot(_customer_data(event.customer_id))
     return _event_data(event, meaning, snapshot)
 
 
-def inbound_event_accept(*, brand: Brand, source: str, payload: Any, idempotency_key: str) -> tuple[InboundEvent, bool]:
-    """Store, then process. Returns (event, duplicate).
+# States a retry of the same post interprets again (the platform's retry heals them).
+RETRY_INTERPRETS = frozenset({EventState.RECEIVED, EventState.FAILED})
 
-    A retry of an event whose processing failed is processed again; a retry of
-    one that was processed changes nothing.
+
+def inbound_event_accept(
+    *, brand: Brand, source: str, body: bytes, headers: dict | None = None
+) -> tuple[InboundEvent, bool]:
+    """The one accept path: parse (InvalidJson, a 400, for a body that is not
+    JSON), store raw, then interpret. Returns (event, duplicate).
+
+    A retry of an event that is stored but not interpreted (received, failed)
+    is interpreted again; a retry of one that was changes nothing.
     """
-    event, created = inbound_event_store(brand=brand, source=source, payload=payload, idempotency_key=idempotency_key)
-    if created or event.state in (EventState.RECEIVED, EventState.FAILED):
+    payload, exact = inbound_body_parse(body)
+    event, created = inbound_event_store(
+        brand=brand, source=source, body=body, payload=payload, exact=exact, headers=headers
+    )
+    if created or event.state in RETRY_INTERPRETS:
         event = inbound_event_process(event=event)
     return event, not created
 
 
-@functools.cache
-def openapi_error(name: str):
-    """The hub's error body, ``{"error": {"code", "message", "fields"}}``, for the schema."""
-    from drf_spectacular.utils import inline_serializer
-    from rest_framework import serializers
-
-    return inline_serializer(
-        name,
-        {
-            "error": inline_serializer(
-                f"{name}Detail",
-                {
-                    "code": serializers.CharField(),
-                    "message": serializers.CharField(),
-                    "fields": serializers.DictField(
-                        child=serializers.ListField(child=serializers.CharField()), required=False
-                    ),
-                },
-            )
-        },
-    )
-
-
-@functools.cache
-def openapi_event_accepted():
-    from drf_spectacular.utils import inline_serializer
-    from rest_framework import serializers
-
-    return inline_serializer(
-        "InboundEventAccepted",
-        {
-            "id": serializers.IntegerField(help_text="The stored event (admin: Inbound events)."),
-            "status": serializers.ChoiceField(["processed", "unmatched", "failed"]),
-            "duplicate": serializers.BooleanField(help_text="A retry of an event already stored: nothing new."),
-            "customerID": serializers.CharField(allow_null=True, help_text="The matched customer's ID, or null."),
-        },
-    )
-
-
-def event_response_body(event: InboundEvent, duplicate: bool) -> tuple[dict[str, Any], int]:
-    """What an inbound endpoint answers: 200 once the event is stored and
-    processed (matched or not), 202 when it is stored but processing failed
-    (it is kept and can be reprocessed; nothing is lost)."""
-    body = {
-        "id": event.pk,
-        "status": event.state,
-        "duplicate": duplicate,
-        "customerID": event.customer.customer_id if event.customer_id and event.customer else None,
-    }
-    return body, 202 if event.state == EventState.FAILED else 200
-
-
 def inbound_events_reprocess(*, events) -> dict[str, int]:
-    """Admin action: process again every selected event that has not reached a
-    customer (failed, received, unmatched — e.g. after the customer was added).
-    The hub event is never emitted twice for one inbound event."""
+    """Admin action: interpret again every selected event that has not reached
+    a customer (received, invalid, failed, unmatched — e.g. after the customer
+    was added). The hub event is never emitted twice for one inbound event."""
     counts: dict[str, int] = {}
     for event in events:
         if event.state == EventState.PROCESSED:

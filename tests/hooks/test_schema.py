@@ -79,6 +79,20 @@ def test_schema_describes_both_endpoints(client):
     assert contact["required"] == ["displayName"]
 
 
+def test_schema_describes_the_event_endpoints_answers(client):
+    """Both event endpoints are the one accept path: the same answers, 202 for
+    a stored event whose fields could not be read (status invalid, reason)."""
+    schema = json.loads(client.get("/api/schema/", {"format": "json"}).content)
+    for path in ("/hooks/m8com/{brand_slug}/calllog", "/hooks/servicehooks/{brand_slug}/{event_type}"):
+        responses = schema["paths"][path]["post"]["responses"]
+        assert set(responses) == {"200", "202", "400", "401", "403", "404", "405", "413", "415", "500"}, path
+    components = schema["components"]["schemas"]
+    accepted = components["InboundEventAccepted"]
+    status = components[accepted["properties"]["status"]["$ref"].rsplit("/", 1)[1]]
+    assert status["enum"] == ["received", "processed", "unmatched", "invalid", "failed"]
+    assert "reason" in accepted["properties"] and "reason" not in accepted["required"]
+
+
 def test_api_docs_page(client):
     response = client.get("/api/docs/")
     assert response.status_code == 200

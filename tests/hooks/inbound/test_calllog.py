@@ -188,19 +188,28 @@ def test_unknown_caller_with_user_id_instead_of_number_creates_nothing(post_json
         (call(userId=["x"]), {"userId"}),
     ],
 )
-def test_missing_or_mistyped_fields_are_400_with_field_errors(post_json, brand, m8com_key, payload, fields):
+def test_missing_or_mistyped_fields_are_stored_as_invalid_with_the_reason(
+    post_json, brand, m8com_key, maria, payload, fields, captured_events
+):
+    """Field content is read after storage: the call log is kept, answered 202,
+    and waits for an admin as invalid, the unreadable fields named."""
     response = post_json(URL, payload, **auth(m8com_key))
-    assert response.status_code == 400
-    error = response.json()["error"]
-    assert error["code"] == "invalid"
-    assert set(error["fields"]) == fields
-    assert InboundEvent.objects.count() == 0
+    assert response.status_code == 202
+    event = InboundEvent.objects.get()
+    body = response.json()
+    assert (body["id"], body["status"], body["customerID"]) == (event.pk, "invalid", None)
+    assert body["reason"] == event.error
+    assert event.state == "invalid"
+    assert all(f"{name}:" in event.error for name in fields), event.error
+    assert json.loads(event.body) == payload
+    assert Activity.objects.count() == 0 and captured_events == []
 
 
-def test_json_array_is_400(post_json, brand, m8com_key):
+def test_json_array_is_stored_as_invalid(post_json, brand, m8com_key):
     response = post_json(URL, [call()], **auth(m8com_key))
-    assert response.status_code == 400
-    assert response.json()["error"]["fields"] == {"non_field_errors": ["Expected a JSON object."]}
+    assert response.status_code == 202
+    assert response.json()["reason"] == "Fields that could not be read: non_field_errors: Expected a JSON object."
+    assert InboundEvent.objects.get().payload == [call()]
 
 
 def test_user_id_is_optional_for_v1(post_json, brand, m8com_key, maria):
@@ -275,15 +284,21 @@ def test_events_of_two_brands_with_the_same_call_are_separate(post_json, brand, 
     assert sorted(InboundEvent.objects.values_list("brand__slug", flat=True)) == ["acme", "globex"]
 
 
-def test_nul_characters_are_refused_on_every_database(post_json, brand, m8com_key):
-    response = post_json(URL, call(body="before\u0000after"), **auth(m8com_key))
-    assert response.status_code == 400
-    assert response.json()["error"]["code"] == "invalid_json"
-    assert "NUL" in response.json()["error"]["message"]
-    assert InboundEvent.objects.count() == 0
+def test_nul_characters_are_stored_escaped_on_every_database(post_json, brand, m8com_key, maria):
+    """PostgreSQL stores no U+0000: the body keeps it as the escape that was
+    sent, the payload and the timeline show U+FFFD in its place."""
+    raw = json.dumps(call(body="before\u0000after"))
+    assert "\\u0000" in raw
+    response = post_json(URL, raw, **auth(m8com_key))
+    assert response.status_code == 200 and response.json()["status"] == "processed"
+    event = InboundEvent.objects.get()
+    assert event.body == raw
+    assert event.payload["body"] == "before\ufffdafter"
+    assert Activity.objects.get().body == "before\ufffdafter"
 
 
-def test_start_time_beyond_what_a_date_can_hold_is_400(post_json, brand, m8com_key):
+def test_start_time_beyond_what_a_date_can_hold_is_stored_as_invalid(post_json, brand, m8com_key):
     response = post_json(URL, call(startTime=10**15), **auth(m8com_key))
-    assert response.status_code == 400
-    assert list(response.json()["error"]["fields"]) == ["startTime"]
+    assert response.status_code == 202
+    assert response.json()["status"] == "invalid"
+    assert "startTime:" in InboundEvent.objects.get().error

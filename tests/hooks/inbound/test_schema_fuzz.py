@@ -58,7 +58,9 @@ def test_inbound_endpoints_survive_generated_requests(brand):
     schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_application())
     seen_calllog: set[int] = set()
     fuzz(schema[CALLLOG]["POST"], {"brand_slug": brand.slug}, {"Authorization": f"Bearer {secret}"}, seen_calllog)
-    assert 200 in seen_calllog and 400 in seen_calllog, seen_calllog
+    # Every generated JSON body is stored: interpreted (200) or kept as invalid (202), never
+    # refused (415: a generated request without a body has no JSON Content-Type).
+    assert 200 in seen_calllog and seen_calllog <= {200, 202, 415}, seen_calllog
     for event_type in ("abandoned-conversation", "outbound-call", "workitem-closed"):
         seen: set[int] = set()
         fuzz(
@@ -68,5 +70,5 @@ def test_inbound_endpoints_survive_generated_requests(brand):
             seen,
             examples=15,
         )
-        assert seen & {200, 400}, (event_type, seen)
+        assert seen & {200, 202} and seen <= {200, 202, 415}, (event_type, seen)
     assert InboundEvent.objects.exists()
