@@ -45,13 +45,13 @@ def logs_purge(*, older_than_days: int | None = None, batch_size: int = PURGE_BA
         total = 0
         while True:
             ids = list(
-                model.objects.filter(**{f"{field}__lt": cutoff})
+                model._default_manager.filter(**{f"{field}__lt": cutoff})
                 .order_by("pk")
                 .values_list("pk", flat=True)[:batch_size]
             )
             if not ids:
                 break
-            total += model.objects.filter(pk__in=ids).delete()[1].get(label, len(ids))
+            total += model._default_manager.filter(pk__in=ids).delete()[1].get(label, len(ids))
             if len(ids) < batch_size:
                 break
             time.sleep(pause)
