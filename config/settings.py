@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "hooks.inbound",
     "hooks.outbound",
     "hooks.rules",
+    "demo",  # `manage.py demo`: above every app, imported by none
 ]
 
 MIDDLEWARE = [
