@@ -186,6 +186,8 @@ class Row:
     address_columns: list[str] | None = None
     from_csv: bool = False
     errors: dict[str, list[str]] = field(default_factory=dict)  # shape errors found while reading
+    # The file held no NUL character at all (checked once per file), so the row needs no search for one.
+    nul_free: bool = False
 
 
 @dataclass
@@ -239,7 +241,12 @@ def json_rows_read(raw: bytes | str, *, name: str = "the file") -> list[Row]:
         raise ImportFileError(
             f"{name}: expected a JSON array of customers (the Omnidesk lookup response shape), got {_json_type(data)}."
         )
-    return [_json_row(index, item) for index, item in enumerate(data)]
+    rows = [_json_row(index, item) for index, item in enumerate(data)]
+    # JSON can only carry a NUL escaped (orjson refuses raw control characters in strings).
+    if b"\\u0000" not in (raw.encode() if isinstance(raw, str) else raw):
+        for row in rows:
+            row.nul_free = True
+    return rows
 
 
 def _json_type(value: Any) -> str:
@@ -296,6 +303,9 @@ def csv_rows_read(text: str, *, name: str = "the file") -> list[Row]:
             rows.append(_csv_row(f"line {line}", cells, columns, plan))
     except csv.Error as exc:
         raise ImportFileError(f"{name}: line {reader.line_num}: not readable as CSV ({exc}).") from exc
+    if "\x00" not in text:
+        for row in rows:
+            row.nul_free = True
     return rows
 
 
@@ -436,7 +446,7 @@ def _prepare(brand: Brand, row: Row, tz: zoneinfo.ZoneInfo) -> _Prepared:
     """Validate and normalize one row; ValidationError names every problem."""
     if "customer" in row.errors or "row" in row.errors:  # not a customer at all: nothing else to say
         raise ValidationError(row.errors)
-    unstorable = _unstorable_text(row)
+    unstorable = {} if row.nul_free else _unstorable_text(row)
     if unstorable:  # nothing else is worth checking in such a value
         raise ValidationError({**row.errors, **unstorable})
     errors: dict[str, list[str]] = dict(row.errors)

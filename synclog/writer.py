@@ -23,6 +23,7 @@ import logging
 import re
 import threading
 from collections import deque
+from functools import cache
 from typing import Any
 
 from django.conf import settings
@@ -108,41 +109,40 @@ def _write(rows: deque[dict[str, Any]]) -> int:
     returns how many were written.
 
     Rows leave the deque as they are written or dropped: when the database goes
-    away midway, what is left in it is what to keep for later. Each attempt of
-    several rows, and each row after a refused batch, is its own transaction (a
-    savepoint inside one), so a refused row leaves the connection usable for the next.
+    away midway, what is left in it is what to keep for later. A batch, and each
+    row after a refused batch, is its own transaction (a savepoint inside one), so
+    a refused row leaves the connection usable for the next. A lone row (the usual
+    flush with SYNCLOG_FLUSH_INTERVAL = 0) has nothing to isolate: no savepoint.
     """
-    try:
-        if len(rows) == 1:
-            # Nothing to isolate (the usual flush with SYNCLOG_FLUSH_INTERVAL = 0): no
-            # savepoint statements around it; a refused row is dropped all the same.
-            _insert(list(rows))
-        else:
-            with transaction.atomic():
-                _insert(list(rows))
-    except _CONNECTION_ERRORS:
-        logger.warning("Could not write %d inbound request log rows; retrying later", len(rows), exc_info=True)
-        return 0
-    except Exception:  # noqa: BLE001 - find the bad row(s) below
-        logger.warning("A batch of %d inbound request log rows was refused; writing them one by one", len(rows))
-    else:
-        written = len(rows)
-        rows.clear()
-        return written
+    isolate = len(rows) > 1
+    if isolate:
+        try:
+            refused = _attempt(list(rows), isolate=True)
+        except _CONNECTION_ERRORS:
+            _log_away(rows)
+            return 0
+        if refused is None:
+            written = len(rows)
+            rows.clear()
+            return written
+        logger.warning(
+            "A batch of %d inbound request log rows was refused (%s); writing them one by one", len(rows), refused
+        )
     written = dropped = 0
     while rows:
         try:
-            with transaction.atomic():
-                _insert([rows[0]])
+            refused = _attempt([rows[0]], isolate=isolate)
         except _CONNECTION_ERRORS:
-            logger.warning("Could not write %d inbound request log rows; retrying later", len(rows), exc_info=True)
+            _log_away(rows)
             break
-        except Exception:  # noqa: BLE001 - drop this row only
+        if refused is None:
+            written += 1
+        else:
             dropped += 1
             # The reason once per flush: a systematic fault must not print a traceback per row.
-            logger.warning("Dropped an inbound request log row: %s", _describe(rows[0]), exc_info=dropped == 1)
-        else:
-            written += 1
+            logger.warning(
+                "Dropped an inbound request log row: %s", _describe(rows[0]), exc_info=refused if dropped == 1 else None
+            )
         rows.popleft()
     if dropped:
         _count_dropped(dropped)
@@ -153,6 +153,25 @@ def _write(rows: deque[dict[str, Any]]) -> int:
             dropped_total(),
         )
     return written
+
+
+def _attempt(batch: list[dict[str, Any]], *, isolate: bool) -> Exception | None:
+    """Insert the batch; returns why the database refused it, or None. Raises when the database is away."""
+    try:
+        if isolate:
+            with transaction.atomic():
+                _insert(batch)
+        else:
+            _insert(batch)
+    except _CONNECTION_ERRORS:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a refused row is reported, never raised to a lookup
+        return exc
+    return None
+
+
+def _log_away(rows: deque[dict[str, Any]]) -> None:
+    logger.warning("Could not write %d inbound request log rows; retrying later", len(rows), exc_info=True)
 
 
 def _count_dropped(count: int) -> None:
@@ -174,12 +193,14 @@ def _insert(rows: list[dict[str, Any]]) -> None:
         InboundRequest.objects.bulk_create([InboundRequest(**row) for row in rows], batch_size=500)
 
 
+@cache
 def _columns() -> list:
     from .models import InboundRequest
 
     return [f for f in InboundRequest._meta.concrete_fields if not f.primary_key]
 
 
+@cache
 def _text_columns() -> list[tuple[str, int | None]]:
     return [(f.attname, f.max_length) for f in _columns() if isinstance(f, (models.CharField, models.TextField))]
 

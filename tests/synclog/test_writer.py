@@ -77,6 +77,17 @@ def test_a_bad_row_is_dropped_counted_and_logged_its_neighbours_written(brand, b
     assert "GET '/hooks/omnidesk/acme/customerlookup' status not a number" in caplog.text
 
 
+@pytest.mark.django_db
+def test_a_lone_refused_row_is_dropped_and_counted_never_raised(brand, caplog):
+    """SYNCLOG_FLUSH_INTERVAL = 0 (the test settings): each row is written at once, alone."""
+    before = writer.dropped_total()
+    bad = row(brand, 1)
+    bad["status"] = "not a number"
+    writer.record(bad)  # returns: the lookup that logged it is never failed by its log
+    assert writer.dropped_total() == before + 1
+    assert "Dropped 1 inbound request log row(s) the database refused; wrote 0 others" in caplog.text
+
+
 NUL_PATH = "/hooks/omnidesk/ac\x00me/customerlookup"
 
 
