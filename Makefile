@@ -41,9 +41,11 @@ test: install lint browser
 	$(PY) manage.py makemigrations --check --dry-run --settings=config.settings_test
 	$(PY) -m pytest $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
+## ruff, mypy and the dependency rules between apps (import-linter contracts in pyproject.toml).
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy .
+	$(VENV)/bin/lint-imports
 
 bench-lookup: install
 	$(PY) bench/lookup.py $(BENCH_ARGS)

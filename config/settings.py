@@ -3,29 +3,25 @@
 Every setting is documented in README.md ("Configuration"). The defaults are the
 embedded mode: SQLite in the project folder and django-q2's ORM broker. Secrets
 the embedded mode needs (SECRET_KEY, HUB_ENCRYPTION_KEYS) are generated once into
-``.hookhub/local.env`` (git-ignored) when the environment does not provide them.
+``.hookhub/local.env`` (git-ignored), only when the environment does not provide
+them. config.settings_production requires both from the environment before it
+imports this module, so production never generates or writes a secret.
 """
 
 from __future__ import annotations
 
 import secrets
-from pathlib import Path
+from collections.abc import Callable
 
-import environ
 from cryptography.fernet import Fernet
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+from .environment import BASE_DIR, env
+
 LOCAL_DIR = BASE_DIR / ".hookhub"
 
-env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env")
 
-
-def _local_secret(name: str, make) -> str:
-    """A secret from the environment, or one generated once for the embedded mode."""
-    value = env.str(name, default="")
-    if value:
-        return value
+def _local_secret(name: str, make: Callable[[], str]) -> str:
+    """The embedded mode's secret: the one generated earlier into .hookhub/local.env, or a new one kept there."""
     path = LOCAL_DIR / "local.env"
     if path.exists():
         for line in path.read_text().splitlines():
@@ -41,16 +37,16 @@ def _local_secret(name: str, make) -> str:
 
 
 DEBUG = env.bool("DEBUG", default=False)
-SECRET_KEY = _local_secret("SECRET_KEY", lambda: secrets.token_urlsafe(50))
+# Generated only when missing (``or``: never an eagerly evaluated default).
+SECRET_KEY = env.str("SECRET_KEY", default="") or _local_secret("SECRET_KEY", lambda: secrets.token_urlsafe(50))
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 # Fernet keys for secrets at rest (outbound passwords, tokens, signing secrets).
 # Comma-separated; the first encrypts, all decrypt (MultiFernet rotation).
-HUB_ENCRYPTION_KEYS = env.list(
-    "HUB_ENCRYPTION_KEYS",
-    default=[_local_secret("HUB_ENCRYPTION_KEY", lambda: Fernet.generate_key().decode())],
-)
+HUB_ENCRYPTION_KEYS = env.list("HUB_ENCRYPTION_KEYS", default=[]) or [
+    _local_secret("HUB_ENCRYPTION_KEY", lambda: Fernet.generate_key().decode())
+]
 
 INSTALLED_APPS = [
     "config.admin.HookhubAdminConfig",  # django.contrib.admin with Hookhub's site (config/admin.py)
@@ -69,6 +65,7 @@ INSTALLED_APPS = [
     "hooks.inbound",
     "hooks.outbound",
     "hooks.rules",
+    "demo",  # `manage.py demo`: above every app, imported by none
 ]
 
 MIDDLEWARE = [

@@ -29,7 +29,7 @@ import re
 import zoneinfo
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TextIO, cast
@@ -186,6 +186,8 @@ class Row:
     address_columns: list[str] | None = None
     from_csv: bool = False
     errors: dict[str, list[str]] = field(default_factory=dict)  # shape errors found while reading
+    # The file held no NUL character at all (checked once per file), so the row needs no search for one.
+    nul_free: bool = False
 
 
 @dataclass
@@ -239,7 +241,12 @@ def json_rows_read(raw: bytes | str, *, name: str = "the file") -> list[Row]:
         raise ImportFileError(
             f"{name}: expected a JSON array of customers (the Omnidesk lookup response shape), got {_json_type(data)}."
         )
-    return [_json_row(index, item) for index, item in enumerate(data)]
+    rows = [_json_row(index, item) for index, item in enumerate(data)]
+    # JSON can only carry a NUL escaped (orjson refuses raw control characters in strings).
+    if b"\\u0000" not in (raw.encode() if isinstance(raw, str) else raw):
+        for row in rows:
+            row.nul_free = True
+    return rows
 
 
 def _json_type(value: Any) -> str:
@@ -296,6 +303,9 @@ def csv_rows_read(text: str, *, name: str = "the file") -> list[Row]:
             rows.append(_csv_row(f"line {line}", cells, columns, plan))
     except csv.Error as exc:
         raise ImportFileError(f"{name}: line {reader.line_num}: not readable as CSV ({exc}).") from exc
+    if "\x00" not in text:
+        for row in rows:
+            row.nul_free = True
     return rows
 
 
@@ -404,10 +414,41 @@ def _text_clean(field: models.Field, value: str) -> str:
     return field.clean(value, None)
 
 
+def _unstorable_text(row: Row) -> dict[str, list[str]]:
+    """Every string of the row holding a NUL character, which PostgreSQL's text
+    columns cannot store (SQLite can): the row is rejected on every database alike."""
+    id_label = CSV_ID_COLUMN if row.from_csv else "customerID"
+    names = {model_name: key for key, model_name in JSON_FIELDS.items()}
+    found: dict[str, list[str]] = {}
+
+    def walk(value: Any, where: str) -> None:
+        if isinstance(value, str):
+            if "\x00" in value:
+                found[where] = ["Contains a NUL character (\\u0000), which the database cannot store."]
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(key, where)
+                walk(item, f"{where}.{_printable(str(key))}")
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, f"{where}[{index}]")
+
+    walk(row.customer_id, id_label)
+    for name, value in row.fields.items():
+        walk(value, name if row.from_csv else names[name])
+    walk(row.addresses, "addresses")
+    walk(row.custom_fields, "customFields")
+    walk(row.timeline, "timeline")
+    return found
+
+
 def _prepare(brand: Brand, row: Row, tz: zoneinfo.ZoneInfo) -> _Prepared:
     """Validate and normalize one row; ValidationError names every problem."""
     if "customer" in row.errors or "row" in row.errors:  # not a customer at all: nothing else to say
         raise ValidationError(row.errors)
+    unstorable = {} if row.nul_free else _unstorable_text(row)
+    if unstorable:  # nothing else is worth checking in such a value
+        raise ValidationError({**row.errors, **unstorable})
     errors: dict[str, list[str]] = dict(row.errors)
     id_label = CSV_ID_COLUMN if row.from_csv else "customerID"
     customer_id = row.customer_id
@@ -512,11 +553,10 @@ def _timeline_prepare(timeline: list, tz: zoneinfo.ZoneInfo) -> list[Activity]:
         occurred_at = None
         for key in ("occurredAt", "lastUpdate"):
             if texts.get(key):
-                occurred_at = _parse_time(texts[key], tz)
-                if occurred_at is None:
-                    entry_errors[f"{prefix}.{key}"] = [
-                        f"{texts[key]!r} is not a time such as 2021-12-21 15:00:11 or 2021-12-21T14:00:11Z."
-                    ]
+                try:
+                    occurred_at = _parse_time(texts[key], tz)
+                except _TimeError as exc:
+                    entry_errors[f"{prefix}.{key}"] = [str(exc)]
                 break
         else:
             entry_errors[f"{prefix}.lastUpdate"] = ["A time such as 2021-12-21 15:00:11 is required."]
@@ -562,11 +602,13 @@ def _timeline_extras(entry: dict, prefix: str, tz: zoneinfo.ZoneInfo, errors: di
             except ValidationError as exc:
                 errors[where] = exc.messages
         elif key in TIMELINE_TIME_EXTRAS:
-            moment = _parse_time(value, tz) if isinstance(value, str) else None
-            if moment is None:
+            if not isinstance(value, str):
                 errors[where] = [f"{value!r} is not a time such as 2021-12-21T14:00:11Z."]
-            else:
-                values[name] = moment
+                continue
+            try:
+                values[name] = _parse_time(value, tz)
+            except _TimeError as exc:
+                errors[where] = [str(exc)]
         elif key in TIMELINE_BOOL_EXTRAS:
             if not isinstance(value, bool):
                 errors[where] = [f"Expected true or false, got {_json_type(value)}."]
@@ -575,8 +617,11 @@ def _timeline_extras(entry: dict, prefix: str, tz: zoneinfo.ZoneInfo, errors: di
         elif key == "durationMs":
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 errors[where] = ["Expected a whole number of milliseconds (0 or more)."]
-            else:
-                values[name] = value
+                continue
+            try:  # the column's range (a 64-bit integer): larger would overflow the database
+                values[name] = _EXTRA_FIELDS[name].clean(value, None)
+            except ValidationError as exc:
+                errors[where] = exc.messages
         elif key == "amount":
             try:
                 plain = isinstance(value, (int, float, str)) and not isinstance(value, bool)
@@ -621,8 +666,23 @@ def _activity_new(**values: Any) -> Activity:
     return _activity_build(values)
 
 
-def _parse_time(text: str, tz: zoneinfo.ZoneInfo) -> datetime | None:
-    """Omnidesk's "2021-12-21 15:00:11" (brand time zone) or ISO 8601 with an offset."""
+class _TimeError(ValueError):
+    """A timeline time that cannot be imported; the message is the rejection reason."""
+
+
+# A stored time must be representable in every time zone (documents and exports render
+# it in the brand's zone, and SQLite stores it as naive UTC): a day inside Python's range.
+_EARLIEST = datetime.min.replace(tzinfo=UTC) + timedelta(days=1)
+_LATEST = datetime.max.replace(tzinfo=UTC) - timedelta(days=1)
+
+
+def _parse_time(text: str, tz: zoneinfo.ZoneInfo) -> datetime:
+    """Omnidesk's "2021-12-21 15:00:11" (brand time zone) or ISO 8601 with an offset.
+
+    Raises _TimeError naming the problem: not a time, or a time outside what every
+    database and time zone can hold (year 1 with a positive offset, year 9999 with a
+    negative one): rejected with its row, never an OverflowError for the whole import.
+    """
     value: datetime | None
     try:
         value = datetime.fromisoformat(text)  # C-fast; covers both spellings
@@ -630,11 +690,17 @@ def _parse_time(text: str, tz: zoneinfo.ZoneInfo) -> datetime | None:
         try:
             value = parse_datetime(text)
         except ValueError:
-            return None
+            value = None
     if value is None:
-        return None
+        raise _TimeError(f"{text!r} is not a time such as 2021-12-21 15:00:11 or 2021-12-21T14:00:11Z.")
     if timezone.is_naive(value):
         value = value.replace(tzinfo=tz)
+    try:
+        in_range = _EARLIEST <= value.astimezone(UTC) <= _LATEST
+    except OverflowError:
+        in_range = False
+    if not in_range:
+        raise _TimeError(f"{text!r} is outside the times the hub can store (0001-01-02 to 9999-12-30 UTC).")
     return value
 
 
@@ -693,25 +759,34 @@ def customers_import(
 
 
 def _id_text(value: Any) -> str:
-    return value.strip() if isinstance(value, str) else str(value) if isinstance(value, int) else ""
+    return _printable(value.strip()) if isinstance(value, str) else str(value) if isinstance(value, int) else ""
+
+
+def _printable(text: str) -> str:
+    """A value for the rejection report: a NUL shown escaped, not written to the terminal."""
+    return text.replace("\x00", "\\u0000")
+
+
+# What the database (or its driver adapting a value) raises for a row it cannot
+# store: DatabaseError on PostgreSQL; OverflowError / ValueError from SQLite's adapters.
+_ROW_WRITE_ERRORS = (DatabaseError, OverflowError, ValueError)
 
 
 def _chunk_write_safely(brand: Brand, prepared: list[_Prepared], result: ImportResult) -> None:
-    """Write a chunk; if the database refuses it (e.g. a concurrent writer), retry row by row."""
+    """Write a chunk; if the database refuses it (a value validation missed, a
+    concurrent writer), retry row by row and reject only the rows it refuses."""
     if not prepared:
         return
     counts: tuple[int, ...]
     try:
         counts = _chunk_write(brand, prepared)
-    except DatabaseError:
-        if len(prepared) == 1:
-            raise
+    except _ROW_WRITE_ERRORS:
         counts = (0, 0, 0)
         for item in prepared:
             try:
                 one = _chunk_write(brand, [item])
-            except DatabaseError as exc:
-                result.rejected.append(Rejected(item.where, item.customer_id, {"database": [str(exc)]}))
+            except _ROW_WRITE_ERRORS as exc:
+                result.rejected.append(Rejected(item.where, item.customer_id, {"database": [_printable(str(exc))]}))
                 continue
             counts = tuple(a + b for a, b in zip(counts, one, strict=True))
     result.created += counts[0]

@@ -233,6 +233,12 @@ def customers_time_zone_rebuild(*, brand_id: int, batch_size: int = 1000) -> int
     return len(pks)
 
 
+def on_brand_time_zone_changed(sender, *, brand_id: int, **kwargs) -> None:
+    """hub.events.brand_time_zone_changed (connected in CustomersConfig.ready): the
+    stored Omnidesk answers follow the brand's new time zone, in the change's transaction."""
+    customers_time_zone_rebuild(brand_id=brand_id)
+
+
 def customer_event_emit(*, event_type: str, data: documents.CustomerData, changed: list[str] | None = None) -> None:
     """Emit customer.created / updated / deleted with {"customer": snapshot, "changed": [...]}.
 

@@ -1,9 +1,14 @@
-"""The internal event bus.
+"""The internal event bus, and the hub's own news for the apps that build on it.
 
 Services call :func:`emit` inside the transaction that made the change; the
 subscribers (outbound CRM syncs, dispatcher rules) write their outbox rows in
 that same transaction, so a change and the deliveries it causes commit or roll
 back together.
+
+Changes to hub objects that other apps must follow are Django signals sent the
+same way (inside the change's transaction): hub imports no app, the apps
+subscribe in their AppConfig.ready(). They are not platform events and never
+reach CRM syncs or rules.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection
+from django.dispatch import Signal
 
 Subscriber = Callable[["Event"], None]
 _subscribers: dict[str, list[Subscriber]] = defaultdict(list)
@@ -30,6 +36,12 @@ EVENT_TYPES = [
     ("call.outbound", "Outbound call started (service hook)"),
     ("workitem.closed", "Work item closed (service hook)"),
 ]
+
+
+# A brand's time zone changed (hub.services.brand_update), sent with brand_id,
+# old_time_zone and new_time_zone. customers rebuilds the stored Omnidesk answers,
+# whose timeline lastUpdate is written in the brand's time zone.
+brand_time_zone_changed = Signal()
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from .events import brand_time_zone_changed
 from .models import Brand, Credential, Integration, Membership, Role
 
 SECRET_BYTES = 32
@@ -36,8 +37,9 @@ def brand_update(*, brand: Brand, update_fields: list[str] | None = None) -> Bra
 
     One transaction that also invalidates the brand's cached lookup answers
     (they carry the brand's region and links) and, when the time zone changed,
-    rebuilds the brand's stored Omnidesk answers: their timeline ``lastUpdate``
-    is rendered in the brand's time zone (customers.documents). The cache
+    tells the apps (hub.events.brand_time_zone_changed): customers rebuilds the
+    brand's stored Omnidesk answers, whose timeline ``lastUpdate`` is rendered in
+    the brand's time zone (customers.documents). The cache
     generation is never written from the instance (a form loaded before a
     change elsewhere holds an old one; writing it back could let a later
     generation meet answers cached under it before): it is only ever bumped.
@@ -57,9 +59,10 @@ def brand_update(*, brand: Brand, update_fields: list[str] | None = None) -> Bra
         if fields:
             brand.save(update_fields=fields)
         if stored_time_zone is not None and stored_time_zone != brand.time_zone:
-            from customers.services import customers_time_zone_rebuild  # customers depends on hub, not back
-
-            customers_time_zone_rebuild(brand_id=brand.pk)
+            # In this transaction: a subscriber's failure undoes the change (customers rebuilds).
+            brand_time_zone_changed.send(
+                sender=Brand, brand_id=brand.pk, old_time_zone=stored_time_zone, new_time_zone=brand.time_zone
+            )
         brand_touch(brand_id=brand.pk)
         brand.generation = Brand.objects.filter(pk=brand.pk).values_list("generation", flat=True).get()
     return brand

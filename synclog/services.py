@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from django.apps import apps
 from django.conf import settings
+from django.db import models
 from django.utils import timezone
 
 # (model label, timestamp field) of every log table retention applies to.
@@ -15,6 +16,20 @@ RETAINED_LOGS = [
     ("synclog.DeliveryAttempt", "started_at"),
 ]
 PURGE_BATCH = 2000
+
+
+def retained_logs() -> list[tuple[str, type[models.Model], str]]:
+    """(label, model, timestamp field) of every retained log. A misspelt model or
+    field raises (LookupError / FieldDoesNotExist): a purge that silently skipped a
+    table would keep its rows forever."""
+    resolved = []
+    for label, field_name in RETAINED_LOGS:
+        model = apps.get_model(label)
+        field = model._meta.get_field(field_name)
+        if not isinstance(field, models.DateTimeField):
+            raise TypeError(f"{label}.{field_name} is not a DateTimeField; retention needs the row's time.")
+        resolved.append((label, model, field_name))
+    return resolved
 
 
 def logs_purge(*, older_than_days: int | None = None, batch_size: int = PURGE_BATCH, pause: float = 0.05) -> dict:
@@ -26,23 +41,17 @@ def logs_purge(*, older_than_days: int | None = None, batch_size: int = PURGE_BA
     days = settings.SYNCLOG_RETENTION_DAYS if older_than_days is None else older_than_days
     cutoff = timezone.now() - timedelta(days=days)
     deleted: dict[str, int] = {}
-    for label, field in RETAINED_LOGS:
-        try:
-            model = apps.get_model(label)
-        except LookupError:
-            continue
-        if field not in {f.name for f in model._meta.get_fields()}:
-            continue
+    for label, model, field in retained_logs():  # every name checked before anything is deleted
         total = 0
         while True:
             ids = list(
-                model.objects.filter(**{f"{field}__lt": cutoff})
+                model._default_manager.filter(**{f"{field}__lt": cutoff})
                 .order_by("pk")
                 .values_list("pk", flat=True)[:batch_size]
             )
             if not ids:
                 break
-            total += model.objects.filter(pk__in=ids).delete()[1].get(label, len(ids))
+            total += model._default_manager.filter(pk__in=ids).delete()[1].get(label, len(ids))
             if len(ids) < batch_size:
                 break
             time.sleep(pause)

@@ -112,3 +112,47 @@ def test_the_brand_admin_and_import_config_change_the_time_zone_through_the_serv
     path.write_text(json.dumps(config))
     call_command("import_config", str(path))
     assert stored(customer)[0]["timeline"][0]["lastUpdate"] == "2026-07-01 12:00:11"
+
+
+def test_the_time_zone_change_is_news_customers_subscribes_to(brand):
+    """hub imports no app: the change is sent as hub.events.brand_time_zone_changed, once,
+    with the old and new zone (customers' subscription is what the tests above see working)."""
+    from hub.events import brand_time_zone_changed
+
+    heard = []
+
+    def listener(sender, **kwargs):
+        heard.append((sender, kwargs.pop("signal") is brand_time_zone_changed, kwargs))
+
+    brand_time_zone_changed.connect(listener)
+    try:
+        brand.name = "Renamed only"
+        brand_update(brand=brand)
+        assert heard == []
+        brand.time_zone = "Asia/Tokyo"
+        brand_update(brand=brand)
+    finally:
+        brand_time_zone_changed.disconnect(listener)
+    assert heard == [
+        (Brand, True, {"brand_id": brand.pk, "old_time_zone": "Europe/Amsterdam", "new_time_zone": "Asia/Tokyo"})
+    ]
+
+
+def test_a_failing_subscriber_undoes_the_time_zone_change(brand, monkeypatch):
+    """The news is sent inside the change's transaction: answers and brand never disagree."""
+    from customers import services
+
+    customer = factories.customer(
+        brand, activities=[{"kind": "CALL", "occurred_at": CALL_AT, "external_id": "c1", "body": "hi"}]
+    )
+    before = stored(customer)
+
+    def broken(**kwargs):
+        raise RuntimeError("rebuild failed")
+
+    monkeypatch.setattr(services, "customers_time_zone_rebuild", broken)
+    brand.time_zone = "Asia/Tokyo"
+    with pytest.raises(RuntimeError, match="rebuild failed"):
+        brand_update(brand=brand)
+    assert Brand.objects.get(pk=brand.pk).time_zone == "Europe/Amsterdam"
+    assert stored(customer) == before
