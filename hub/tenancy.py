@@ -375,6 +375,7 @@ def _masked(value):
     and the values of secret headers (``Authorization: ...`` or ``"X-Api-Key": "..."``)."""
     if not isinstance(value, str) or not value:
         return value
+
     def header(match: re.Match) -> str:
         if not is_secret_header(match.group(2)):
             return match.group(0)

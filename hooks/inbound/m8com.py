@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from typing import Any
 
 import orjson
@@ -40,7 +39,7 @@ from rest_framework.views import APIView
 from customers.normalize import InvalidAddress, normalize_phone
 from customers.selectors import M8COM_COLUMNS, m8com_contact_by_phones
 from hub.models import LINK_SAMPLE_CONTEXT, Brand, Integration
-from hub.templating import LINK_KIND, TemplateRenderError, link_budget, template_render
+from hub.templating import LINK_KIND, TemplateRenderError, clock, link_budget, template_render
 
 from .common import InboundCall, error_response, json_response
 from .lookup_cache import lookup_cache
@@ -72,7 +71,7 @@ class _Links:
         self.brand = brand
         self.context = context
         self.budget = link_budget()
-        self.deadline = time.perf_counter() + self.budget.seconds
+        self.deadline = clock() + self.budget.seconds
 
     def render(self, name: str, source: str) -> str:
         """The link for this customer; "" when it fails, runs over the budget or is too long (logged)."""
@@ -82,7 +81,7 @@ class _Links:
                 source=source,
                 context=self.context,
                 budget=self.budget,
-                seconds=max(self.deadline - time.perf_counter(), 0.0),
+                seconds=max(self.deadline - clock(), 0.0),
             ).strip()
         except TemplateRenderError as exc:
             logger.warning("M8Com lookup: brand %s: link %r left out: %s", self.brand.slug, name, exc.reason)
