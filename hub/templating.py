@@ -11,8 +11,9 @@ so no template can stall a lookup or a delivery worker:
 * all loops of one render together run at most ``Budget.iterations`` times
   (nested loops count every inner step; recursive loops too);
 * no string or list built along the way grows past ``Budget.max_string``
-  characters/items: ``*``, ``**``, ``+``, ``%``, ``~`` and the filters and
-  ``str`` methods that pad, repeat or join check the size *before* building;
+  characters/items: ``*``, ``**``, ``+``, ``%``, ``~``, list/tuple/dict literals and the
+  filters and ``str`` methods that pad, repeat or join check the size
+  *before* building (a list holding itself twice, nested, counts twice);
 * a render using more than ``Budget.seconds`` of CPU time is stopped (checked
   in the sandbox's hooks: attribute and item access, calls, operators, loop
   steps, filters).
@@ -164,17 +165,40 @@ def _work() -> _Work:
     return work if work is not None else _NO_WORK
 
 
-def _weight(value: Any, depth: int = 0) -> int:
-    """Characters of a string, items (and their characters) of a list: what building it costs."""
+_CONTAINERS = (list, tuple, dict)
+MAX_NESTING = 50
+
+
+def _weight(value: Any) -> int:
+    """Characters of a string; items and their characters of a list, tuple or
+    dict, nested ones included: what building or printing it costs. A value
+    repeated (``[x] * 1000``) is measured once and counted each time."""
     if isinstance(value, (str, bytes)):
         return len(value)
-    if isinstance(value, (list, tuple)):
-        return len(value) + (sum(_weight(item, depth + 1) for item in value) if depth < 2 else 0)
-    return 1
+    if not isinstance(value, _CONTAINERS):
+        return 1
+    seen: dict[int, int] = {}
+
+    def measure(item: Any, depth: int) -> int:
+        if isinstance(item, (str, bytes)):
+            return len(item)
+        if not isinstance(item, _CONTAINERS):
+            return 1
+        known = seen.get(id(item))
+        if known is not None:
+            return known
+        if depth > MAX_NESTING:
+            raise TemplateBudgetError(f"it nested lists more than {MAX_NESTING} levels deep")
+        items = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+        total = len(item) + sum(measure(inner, depth + 1) for inner in items)
+        seen[id(item)] = total
+        return total
+
+    return measure(value, 0)
 
 
 def _check_size(value: Any, budget: Budget) -> Any:
-    if isinstance(value, (str, bytes, list, tuple)) and _weight(value) > budget.max_string:
+    if isinstance(value, (str, bytes, *_CONTAINERS)) and _weight(value) > budget.max_string:
         raise TemplateBudgetError(f"it built a value larger than {budget.max_string} characters")
     return value
 
@@ -198,24 +222,42 @@ def _as_int(value: Any) -> int | None:
 _PRINTF_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?[hlL]?[a-zA-Z%]")
 
 
-def _check_printf(fmt: str, budget: Budget) -> None:
+def _values(arguments: Any) -> list[Any]:
+    if isinstance(arguments, dict):
+        return list(arguments.values())
+    return list(arguments) if isinstance(arguments, tuple) else [arguments]
+
+
+def _check_fields(fmt: str, fields: int, values: list[Any], budget: Budget) -> None:
+    """A format string repeats its arguments once per field (``"%(a)s" * 1000 % {"a": big}``)."""
+    largest = max((_weight(value) for value in values), default=0)
+    _too_big(len(fmt) + fields * largest, budget)
+
+
+def _check_printf(fmt: str, arguments: Any, budget: Budget) -> None:
+    fields = 0
     for match in _PRINTF_SPEC.finditer(fmt):
+        fields += 1
         for number in match.groups():
             if number == "*":
                 raise TemplateBudgetError("a width or precision taken from the arguments (*) is not allowed")
             if number is not None:
                 _too_big(int(number), budget)
+    _check_fields(fmt, fields, _values(arguments), budget)
 
 
-def _check_format_string(fmt: str, budget: Budget, depth: int = 0) -> None:
+def _check_format_string(fmt: str, values: list[Any], budget: Budget) -> None:
     """``str.format``: nested fields in a spec are refused, widths are bounded."""
+    fields = 0
     for _literal, field_name, spec, _conversion in string.Formatter().parse(fmt):
-        if field_name is None or not spec:
+        if field_name is None:
             continue
+        fields += 1
         if "{" in spec:
             raise TemplateBudgetError("a width taken from the arguments ({:>{}}) is not allowed")
         for number in re.findall(r"\d+", spec):
             _too_big(int(number), budget)
+    _check_fields(fmt, fields, values, budget)
 
 
 # ---------------------------------------------------------------- operators, calls, filters
@@ -239,7 +281,7 @@ def _binop_guard(operator: str, left: Any, right: Any, budget: Budget) -> None:
         if isinstance(left, (str, bytes, list, tuple)) and isinstance(right, (str, bytes, list, tuple)):
             _too_big(_weight(left) + _weight(right), budget)
     elif operator == "%" and isinstance(left, str):
-        _check_printf(left, budget)
+        _check_printf(left, right, budget)
 
 
 def _counted(iterable: Any) -> Iterator[Any]:
@@ -259,6 +301,13 @@ def _budget_concat(items: Iterable[Any]) -> str:
     work.tick()
     _too_big(sum(map(len, parts)), work.budget)
     return "".join(parts)
+
+
+def _budget_value(value: Any) -> Any:
+    """A list, tuple or dict literal, sized when it is built."""
+    work = _work()
+    work.tick()
+    return _check_size(value, work.budget)
 
 
 def _block_concat(parts: Iterable[str]) -> str:
@@ -314,7 +363,7 @@ def _pre_replace(args: tuple, kwargs: dict, budget: Budget) -> None:
 
 def _pre_format(args: tuple, kwargs: dict, budget: Budget) -> None:
     if args:
-        _check_printf(str(args[0]), budget)
+        _check_printf(str(args[0]), kwargs or tuple(args[1:]), budget)
 
 
 def _pre_join(args: tuple, kwargs: dict, budget: Budget) -> None:
@@ -397,6 +446,15 @@ class _Budgeted(NodeTransformer):
         node.iter = nodes.Filter(node.iter, "_budget_iter", [], [], None, None, lineno=node.lineno)
         return node
 
+    def visit_List(self, node: nodes.Expr) -> nodes.Node:
+        # ``[x, x]`` in a loop doubles what printing or comparing the list costs: sized when built.
+        self.generic_visit(node)
+        if getattr(node, "ctx", "load") != "load":
+            return node  # the targets of for and set
+        return nodes.Filter(node, "_budget_value", [], [], None, None, lineno=node.lineno)
+
+    visit_Tuple = visit_Dict = visit_List
+
     def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
         self.generic_visit(node)
         return nodes.Filter(
@@ -431,6 +489,7 @@ class BudgetedEnvironment(ImmutableSandboxedEnvironment):
         self.filters = {name: _guard_filter(name, func) for name, func in self.filters.items()}
         self.filters["_budget_iter"] = _counted
         self.filters["_budget_concat"] = _budget_concat
+        self.filters["_budget_value"] = _budget_value
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         _work().tick()
@@ -453,10 +512,12 @@ class BudgetedEnvironment(ImmutableSandboxedEnvironment):
         if wrapper is None:
             return None
         template_text = value.__self__
+        is_format_map = value.__name__ == "format_map"
 
         def checked(*args: Any, **kwargs: Any) -> str:
             work = _work()
-            _check_format_string(template_text, work.budget)
+            values = _values(args[0]) if is_format_map and args else [*args, *kwargs.values()]
+            _check_format_string(template_text, values, work.budget)
             return _check_size(wrapper(*args, **kwargs), work.budget)
 
         return checked

@@ -51,6 +51,16 @@ STALLING = {
     "printf width from the arguments": '{{ "%*d" % (100000000, 1) }}',
     "printf huge width": '{{ "%999999999d"|format(1) }}',
     "str.format nested width": '{{ "{:>{}}".format("x", 10**8) }}',
+    "str.format repeating a big argument": '{{ ("{0}" * 1000).format("x" * 200000)|length }}',
+    "printf repeating a big mapping value": '{{ (("%(a)s" * 1000) % {"a": "x" * 200000})|length }}',
+    "a list doubled by nesting, printed": (
+        "{% set ns = namespace(l=[1]) %}{% for i in range(45) %}{% set ns.l = [ns.l, ns.l] %}{% endfor %}"
+        "{{ ns.l|string|length }}"
+    ),
+    "two doubled lists compared": (
+        "{% set ns = namespace(a=[1], b=[1]) %}{% for i in range(45) %}{% set ns.a = [ns.a, ns.a] %}"
+        "{% set ns.b = [ns.b, ns.b] %}{% endfor %}{{ ns.a == ns.b }}"
+    ),
     "join with a huge glue": '{{ range(1000)|join("x" * 100000) }}',
     "replace empty with a big string": '{{ ("x" * 1000)|replace("", "y" * 100000) }}',
     "wordwrap with a big wrapstring": '{{ ("x" * 10000)|wordwrap(1, wrapstring="y" * 1000) }}',
