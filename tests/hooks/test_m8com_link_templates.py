@@ -5,6 +5,7 @@ never a slow lookup."""
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import time
@@ -109,18 +110,24 @@ def test_stalling_links_cannot_slow_the_lookup(client, secret, brand, maria):  #
     ]
     store_anyway(brand, create_activity_urls=[*stalling, GOOD])
     lookup(client, secret, fromNumber="+31600000000")  # warm up the view (a miss renders no link)
-    cpu, wall = time.thread_time(), time.perf_counter()
-    body = contact(lookup(client, secret, fromNumber="+46701234567"))
-    cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
+    gc.collect()
+    gc.disable()  # a full collection of the test process is not the lookup's work
+    try:
+        cpu, wall = time.thread_time(), time.perf_counter()
+        body = contact(lookup(client, secret, fromNumber="+46701234567"))
+        cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
+        # Cached: the next lookups of the number never render (nor compile) again.
+        again = time.thread_time()
+        contact(lookup(client, secret, fromNumber="+46701234567"))
+        again = time.thread_time() - again
+    finally:
+        gc.enable()
     assert body["createActivityUrls"] == [
         {"name": "New note", "url": "https://crm.example.com/customers/C-42/notes/new"}
     ]
-    assert cpu < 0.25, f"{cpu * 1000:.0f} ms of CPU"  # compiling 20 templates included
+    assert cpu < 0.25, f"{cpu * 1000:.0f} ms of CPU"  # compiling the 3 distinct templates included
     assert wall < 2.0
-    # Cached: the next lookups of the number never render (nor compile) again.
-    cpu = time.thread_time()
-    contact(lookup(client, secret, fromNumber="+46701234567"))
-    assert time.thread_time() - cpu < 0.05
+    assert again < 0.05
 
 
 def test_a_customer_id_cannot_change_the_link_path(client, secret, brand):  # noqa: F811
