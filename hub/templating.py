@@ -84,17 +84,18 @@ class Budget:
 
 
 def default_budget() -> Budget:
-    """Outbound templates (URL, headers, body): settings HUB_TEMPLATE_*."""
+    """Outbound templates (URL, headers, body): HUB_TEMPLATE_TIME_BUDGET_MS and HUB_TEMPLATE_MAX_OUTPUT_BYTES."""
     return Budget(
         seconds=getattr(settings, "HUB_TEMPLATE_TIME_BUDGET_MS", 20) / 1000,
-        iterations=getattr(settings, "HUB_TEMPLATE_MAX_ITERATIONS", 10_000),
-        max_range=getattr(settings, "HUB_TEMPLATE_MAX_RANGE", 1000),
+        iterations=10_000,
+        max_range=1000,
         max_string=getattr(settings, "HUB_TEMPLATE_MAX_OUTPUT_BYTES", 256 * 1024),
     )
 
 
 def link_budget() -> Budget:
-    """M8Com link templates, rendered on the lookup hot path (M8Com gives up at 3 s)."""
+    """M8Com link templates, rendered on the lookup hot path (M8Com gives up at 3 s):
+    HUB_LINK_TEMPLATE_TIME_BUDGET_MS for all links of one answer together."""
     return Budget(
         seconds=getattr(settings, "HUB_LINK_TEMPLATE_TIME_BUDGET_MS", 5) / 1000,
         iterations=1000,
@@ -253,6 +254,7 @@ def _check_format_string(fmt: str, values: list[Any], budget: Budget) -> None:
         if field_name is None:
             continue
         fields += 1
+        spec = spec or ""
         if "{" in spec:
             raise TemplateBudgetError("a width taken from the arguments ({:>{}}) is not allowed")
         for number in re.findall(r"\d+", spec):
