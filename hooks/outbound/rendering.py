@@ -78,14 +78,10 @@ class RenderedRequest:
 
 # ------------------------------------------------------------------ escaping
 
-_plain = plain_text
-
 
 def _json_escape(value: Any) -> str:
-    if isinstance(value, (dict, list, tuple)):
-        return json.dumps(value, ensure_ascii=False, default=str)
-    if isinstance(value, bool):
-        return "true" if value else "false"
+    if isinstance(value, (dict, list, tuple, bool)):
+        return plain_text(value)  # JSON already, written bare
     if isinstance(value, (int, float)):
         return json.dumps(value)
     return json.dumps(str(value), ensure_ascii=False)[1:-1]
@@ -94,10 +90,10 @@ def _json_escape(value: Any) -> str:
 # One kind of template per part of the request (the URL's kind lives in the runtime: M8Com links share it).
 KINDS: dict[str, TemplateKind] = {
     "url": URL_KIND,
-    "header": TemplateKind("header", lambda v: _CONTROL.sub(" ", _plain(v))),
+    "header": TemplateKind("header", lambda v: _CONTROL.sub(" ", plain_text(v))),
     "json": TemplateKind("json", _json_escape),
-    "xml": TemplateKind("xml", lambda v: xml_escape(_plain(v), {'"': "&quot;", "'": "&apos;"})),
-    "form": TemplateKind("form", lambda v: quote_plus(_plain(v))),
+    "xml": TemplateKind("xml", lambda v: xml_escape(plain_text(v), {'"': "&quot;", "'": "&apos;"})),
+    "form": TemplateKind("form", lambda v: quote_plus(plain_text(v))),
     "text": TEXT_KIND,
 }
 
@@ -198,9 +194,9 @@ def _json_headers(text: str) -> list[tuple[str, str]]:
             raise RenderError(f"{name[:80]!r} is not a valid header name.")
         if isinstance(value, (dict, list)) or value is None:
             raise RenderError(f"The value of header {name} must be text or a number.")
-        if _CONTROL.search(_plain(value)):
+        if _CONTROL.search(plain_text(value)):
             raise RenderError(f"The value of header {name} contains a line break or another control character.")
-        pairs.append((name, _plain(value).strip()))
+        pairs.append((name, plain_text(value).strip()))
     return pairs
 
 
