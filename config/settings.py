@@ -202,6 +202,10 @@ HUB_RETRY_AFTER_MAX_SECONDS = env.int("HUB_RETRY_AFTER_MAX_SECONDS", default=6 *
 HUB_DELIVERY_LEASE_SECONDS = env.int("HUB_DELIVERY_LEASE_SECONDS", default=60)
 # Largest output an admin-authored template (URL, headers, body) may render to.
 HUB_TEMPLATE_MAX_OUTPUT_BYTES = env.int("HUB_TEMPLATE_MAX_OUTPUT_BYTES", default=256 * 1024)
+# CPU time one render of an outbound template may use (hub.templating); the
+# M8Com link templates of one lookup answer share their own, smaller budget.
+HUB_TEMPLATE_TIME_BUDGET_MS = env.int("HUB_TEMPLATE_TIME_BUDGET_MS", default=20)
+HUB_LINK_TEMPLATE_TIME_BUDGET_MS = env.int("HUB_LINK_TEMPLATE_TIME_BUDGET_MS", default=5)
 # Let outbound webhooks reach private / loopback addresses. Off in production;
 # tests and the demo turn it on to talk to receivers on 127.0.0.1.
 HUB_ALLOW_PRIVATE_DESTINATIONS = env.bool("HUB_ALLOW_PRIVATE_DESTINATIONS", default=False)

@@ -74,7 +74,9 @@ class BrandAdmin(MembershipFormsetMixin, BrandScopedHistoryAdmin):
             {
                 "fields": ["more_info_url_template", "create_activity_urls", "create_unknown_callers"],
                 "description": "Links M8Com shows beside a caller. Templates use the customer's data, "
-                "e.g. {{ customer.customer_id }}, {{ customer.first_name }}, {{ customer.email }}.",
+                "e.g. {{ customer.customer_id }}, {{ customer.first_name }}, {{ customer.email }}; each value "
+                "is percent-encoded for its part of the URL. Links are checked when saved (syntax, a sample "
+                "render within the lookup's budget); a link that fails at lookup time is left out.",
             },
         ),
     ]

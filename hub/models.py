@@ -16,6 +16,8 @@ from django.utils.crypto import salted_hmac
 from simple_history.models import HistoricalRecords
 from simple_history.signals import pre_create_historical_record
 
+from .templating import LINK_KIND, link_budget, template_problems
+
 
 def validate_region(value: str) -> None:
     if value not in phonenumbers.SUPPORTED_REGIONS:
@@ -101,6 +103,55 @@ def _history_records_secret_fingerprints(sender, instance, history_instance, **k
         history_instance.secrets = secrets_summary(instance, names)
 
 
+# What M8Com link templates see (hooks.inbound.m8com._template_context builds
+# the real one and checks at import that its keys are these), with characters
+# that must be escaped, so a link that only works for tidy data fails on save.
+_TRICKY = 'Jo "JJ" <O\'Brien> & Co/?#'
+LINK_SAMPLE_CONTEXT = {
+    "customer": {
+        "id": 1,
+        "customer_id": "C000001",
+        "first_name": 'Jo "JJ"',
+        "last_name": "<O'Brien> & Co",
+        "display_name": _TRICKY,
+        "company_name": "Acme & Co",
+        "job_title": "Buyer/CEO",
+        "name": _TRICKY,
+        "company": "Acme & Co",
+        "email": "jo@example.com",
+        "emails": ["jo@example.com"],
+        "phone": "+31612345678",
+        "phones": ["+31612345678"],
+    }
+}
+MAX_LINKS = 20
+_LINK_SCHEMES = ("http://", "https://", "mailto:", "tel:")
+
+
+def link_template_problems(source: str) -> list[str]:
+    """An M8Com link template checked on save: a scheme M8Com can open, syntax,
+    and a render with sample values within the lookup's budget."""
+    if not source.strip().lower().startswith(_LINK_SCHEMES):
+        return ["A link must start with http://, https://, mailto: or tel:."]
+    return template_problems(kind=LINK_KIND, source=source, sample=LINK_SAMPLE_CONTEXT, budget=link_budget())
+
+
+def create_activity_url_problems(value: object) -> list[str]:
+    if not isinstance(value, list):
+        return ['A list of {"name": ..., "url": ...}.']
+    if len(value) > MAX_LINKS:
+        return [f"At most {MAX_LINKS} links."]
+    problems = []
+    for number, item in enumerate(value, start=1):
+        if not isinstance(item, dict) or set(item) != {"name", "url"}:
+            problems.append(f'Link {number}: write {{"name": ..., "url": ...}}.')
+        elif not isinstance(item["name"], str) or not item["name"].strip() or not isinstance(item["url"], str):
+            problems.append(f"Link {number}: a name and a url, both text.")
+        else:
+            problems.extend(f"Link {number} ({item['name']}): {p}" for p in link_template_problems(item["url"]))
+    return problems
+
+
 class Brand(models.Model):
     """A tenant: one company's customers, credentials and integrations."""
 
@@ -164,6 +215,19 @@ class Brand(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """The M8Com link templates run on the lookup hot path: refuse on save
+        what would fail or stall there (admin form and config import)."""
+        super().clean()
+        errors: dict[str, list[str]] = {}
+        if self.more_info_url_template:
+            if problems := link_template_problems(self.more_info_url_template):
+                errors["more_info_url_template"] = problems
+        if problems := create_activity_url_problems(self.create_activity_urls):
+            errors["create_activity_urls"] = problems
+        if errors:
+            raise ValidationError(errors)
 
 
 class Role(models.TextChoices):

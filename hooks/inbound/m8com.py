@@ -13,15 +13,18 @@ most recently updated one.
 
 The stored contact (customers.documents.m8com_contact) gets the brand's
 templated links per request (``createActivityUrls``, and ``moreInfoUrl`` when
-the customer has none), rendered in Jinja2's sandbox; the finished answer is
-cached under the brand's generation (hooks.inbound.lookup_cache).
+the customer has none), rendered by the hub's template runtime
+(hub.templating: sandbox, budget on work, values percent-encoded for their
+part of the URL); the links of one answer share one time budget, and a link
+that fails or runs over it is left out of that answer and logged, never a
+500. The finished answer is cached under the brand's generation
+(hooks.inbound.lookup_cache).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import re
 from typing import Any
 
 import orjson
@@ -30,8 +33,6 @@ from django.urls import re_path
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
-from jinja2 import TemplateError
-from jinja2.sandbox import SandboxedEnvironment
 from rest_framework import serializers
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.views import APIView
@@ -39,7 +40,8 @@ from rest_framework.views import APIView
 from customers.normalize import InvalidAddress, normalize_phone
 from customers.selectors import M8COM_COLUMNS, m8com_contact_by_phones
 from hub.exceptions import MethodNotAllowed, NotFound, ValidationFailed
-from hub.models import Brand, Integration
+from hub.models import LINK_SAMPLE_CONTEXT, Brand, Integration
+from hub.templating import LINK_KIND, TemplateRenderError, clock, link_budget, template_render
 
 from .common import InboundCall, error_response, json_response
 from .lookup_cache import lookup_cache
@@ -54,59 +56,47 @@ NO_CONTACT = {"message": "No contact found"}
 MAX_NUMBER_LENGTH = 64
 MAX_URL_LENGTH = 2000
 
-_templates = SandboxedEnvironment(autoescape=False)
-
-
-@functools.lru_cache(maxsize=512)
-def _compile(source: str):
-    """Compiled once per template text (a brand's templates change rarely)."""
-    return _templates.from_string(source)
-
 
 # The template context's customer keys (_template_context); none is also an
 # attribute of dict, so Jinja's ``customer.<key>`` reads the key.
 CONTEXT_KEYS = frozenset((*M8COM_COLUMNS, "name", "company", "email", "emails", "phone", "phones"))
 if any(hasattr(dict, key) for key in CONTEXT_KEYS):
     raise RuntimeError("A template context key shadows a dict attribute: Jinja would read the attribute.")
-_FIELD = re.compile(r"\{\{\s*customer\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+if CONTEXT_KEYS != set(LINK_SAMPLE_CONTEXT["customer"]):
+    raise RuntimeError("hub.models.LINK_SAMPLE_CONTEXT must name the keys templates see at lookup time.")
 
 
-@functools.lru_cache(maxsize=512)
-def _substitution(source: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
-    """A template that only puts customer fields into text (``.../{{ customer.customer_id }}/notes``,
-    the usual link) as (texts, field names); None when it needs Jinja (filters, tags, anything else)."""
-    parts = _FIELD.split(source)
-    texts, names = tuple(parts[0::2]), tuple(parts[1::2])
-    if any(mark in text for text in texts for mark in ("{{", "{%", "{#")) or not set(names) <= CONTEXT_KEYS:
-        return None
-    return texts, names
+class _Links:
+    """The link templates of one answer: one shared time budget (M8Com gives up at 3 s)."""
 
+    def __init__(self, brand: Brand, context: dict[str, Any]):
+        self.brand = brand
+        self.context = context
+        self.budget = link_budget()
+        self.deadline = clock() + self.budget.seconds
 
-def _jinja_text(value: Any) -> str:
-    """What Jinja writes for ``{{ value }}`` (autoescape off): str(), None as "None"."""
-    return value if isinstance(value, str) else str(value)
-
-
-def render_url(source: str, context: dict[str, Any]) -> str:
-    """A brand URL template rendered for one customer; "" when it fails (logged).
-    Templates that only substitute fields are filled in directly, with the same
-    result as Jinja's and a tenth of its cost (one render per link per uncached lookup)."""
-    plan = _substitution(source)
-    if plan is not None:
-        texts, names = plan
-        customer = context["customer"]
-        pieces = [texts[0]]
-        for name, text in zip(names, texts[1:], strict=True):
-            pieces.append(_jinja_text(customer[name]))
-            pieces.append(text)
-        url = "".join(pieces).strip()
-        return url if len(url) <= MAX_URL_LENGTH else ""
-    try:
-        url = _compile(source).render(context).strip()
-    except TemplateError:
-        logger.warning("M8Com lookup: a brand link template failed to render", exc_info=True)
-        return ""
-    return url if len(url) <= MAX_URL_LENGTH else ""
+    def render(self, name: str, source: str) -> str:
+        """The link for this customer; "" when it fails, runs over the budget or is too long (logged)."""
+        try:
+            url = template_render(
+                kind=LINK_KIND,
+                source=source,
+                context=self.context,
+                budget=self.budget,
+                seconds=max(self.deadline - clock(), 0.0),
+            ).strip()
+        except TemplateRenderError as exc:
+            logger.warning("M8Com lookup: brand %s: link %r left out: %s", self.brand.slug, name, exc.reason)
+            return ""
+        if len(url) > MAX_URL_LENGTH:
+            logger.warning(
+                "M8Com lookup: brand %s: link %r left out: longer than %d characters",
+                self.brand.slug,
+                name,
+                MAX_URL_LENGTH,
+            )
+            return ""
+        return url
 
 
 @functools.lru_cache(maxsize=16_384)
@@ -149,13 +139,13 @@ def m8com_contact_body(brand: Brand, row: tuple) -> bytes:
     if not links and not brand.more_info_url_template:
         return document.encode()
     contact = orjson.loads(document)
-    context = _template_context(row, contact)
+    renderer = _Links(brand, _template_context(row, contact))
     if brand.more_info_url_template and "moreInfoUrl" not in contact:
-        if url := render_url(brand.more_info_url_template, context):
+        if url := renderer.render("moreInfoUrl", brand.more_info_url_template):
             contact["moreInfoUrl"] = url
     rendered = []
     for item in links:
-        if url := render_url(str(item["url"]), context):
+        if url := renderer.render(str(item["name"]), str(item["url"])):
             rendered.append({"name": str(item["name"]), "url": url})
     if rendered:
         contact["createActivityUrls"] = rendered

@@ -31,16 +31,22 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
-from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
+from urllib.parse import quote_plus, urlsplit, urlunsplit
 from xml.sax.saxutils import escape as xml_escape
 
 from defusedxml import ElementTree as SafeET
 from django.conf import settings
-from jinja2 import ChainableUndefined, TemplateError, Undefined
-from jinja2.sandbox import SandboxedEnvironment
-from markupsafe import Markup
 
 from hub.redaction import is_secret_header
+from hub.templating import (
+    TEXT_KIND,
+    URL_KIND,
+    TemplateKind,
+    TemplateRenderError,
+    plain_text,
+    template_compile,
+    template_render,
+)
 
 CONTENT_TYPES = {
     "json": "application/json",
@@ -53,12 +59,8 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 RESERVED_HEADERS = {"host", "content-length", "webhook-id", "webhook-timestamp", "webhook-signature", "idempotency-key"}
 
 
-class RenderError(Exception):
-    """The request could not be built; ``reason`` says why in words an admin understands."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
+# The request could not be built; ``reason`` says why in words an admin understands.
+RenderError = TemplateRenderError
 
 
 @dataclass
@@ -74,60 +76,26 @@ class RenderedRequest:
         return "\n".join(lines) + "\n\n" + self.body
 
 
-def max_output() -> int:
-    return getattr(settings, "HUB_TEMPLATE_MAX_OUTPUT_BYTES", 256 * 1024)
-
-
 # ------------------------------------------------------------------ escaping
 
 
-def _plain(value: Any) -> str:
-    if isinstance(value, (dict, list, tuple)):
-        return json.dumps(value, ensure_ascii=False, default=str)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _finalizer(escape):
-    def finalize(value: Any) -> str:
-        if value is None or isinstance(value, Undefined):
-            return ""
-        if isinstance(value, Markup):
-            return str(value)
-        return escape(value)
-
-    return finalize
-
-
 def _json_escape(value: Any) -> str:
-    if isinstance(value, (dict, list, tuple)):
-        return json.dumps(value, ensure_ascii=False, default=str)
-    if isinstance(value, bool):
-        return "true" if value else "false"
+    if isinstance(value, (dict, list, tuple, bool)):
+        return plain_text(value)  # JSON already, written bare
     if isinstance(value, (int, float)):
         return json.dumps(value)
     return json.dumps(str(value), ensure_ascii=False)[1:-1]
 
 
-ESCAPERS = {
-    "url": lambda v: quote(_plain(v), safe=""),
-    "header": lambda v: _CONTROL.sub(" ", _plain(v)),
-    "json": _json_escape,
-    "xml": lambda v: xml_escape(_plain(v), {'"': "&quot;", "'": "&apos;"}),
-    "form": lambda v: quote_plus(_plain(v)),
-    "text": _plain,
+# One kind of template per part of the request (the URL's kind lives in the runtime: M8Com links share it).
+KINDS: dict[str, TemplateKind] = {
+    "url": URL_KIND,
+    "header": TemplateKind("header", lambda v: _CONTROL.sub(" ", plain_text(v))),
+    "json": TemplateKind("json", _json_escape),
+    "xml": TemplateKind("xml", lambda v: xml_escape(plain_text(v), {'"': "&quot;", "'": "&apos;"})),
+    "form": TemplateKind("form", lambda v: quote_plus(plain_text(v))),
+    "text": TEXT_KIND,
 }
-
-
-@lru_cache(maxsize=8)
-def environment(part: str) -> SandboxedEnvironment:
-    env = SandboxedEnvironment(
-        autoescape=False, undefined=ChainableUndefined, finalize=_finalizer(ESCAPERS[part]), keep_trailing_newline=True
-    )
-    # "raw" writes a value unescaped (the admin asked for it); Markup is only a marker here, never HTML.
-    env.filters["raw"] = lambda value: Markup(_plain(value))  # noqa: S704
-    return env
 
 
 # EddyDesk's {tag}: a single-brace name whose first part is a token of the hub's
@@ -151,6 +119,7 @@ def single_brace_tags(source: str) -> list[str]:
     return [name for name in _single_brace_names(source) if name.split(".")[0] in TAG_ROOTS]
 
 
+@lru_cache(maxsize=2048)
 def jinja_source(source: str) -> str:
     """EddyDesk's ``{tag}`` written as Jinja's ``{{ tag }}`` (known token names only)."""
     if "{" not in source:
@@ -166,32 +135,11 @@ def jinja_source(source: str) -> str:
     return "".join(parts)
 
 
-@lru_cache(maxsize=2048)
-def _compile(part: str, source: str):
-    return environment(part).from_string(jinja_source(source))
-
-
 def render_template(part: str, source: str, context: dict[str, Any], *, limit: int | None = None) -> str:
-    """Render one template with the escaping of ``part``; raises RenderError."""
+    """Render one template with the escaping of ``part`` (within the runtime's budget); raises RenderError."""
     if not source:
         return ""
-    limit = max_output() if limit is None else limit
-    try:
-        template = _compile(part, source)
-        out: list[str] = []
-        size = 0
-        for chunk in template.generate(context):
-            size += len(chunk)
-            if size > limit:
-                raise RenderError(f"The rendered {part} is larger than {limit} characters.")
-            out.append(chunk)
-        return "".join(out)
-    except RenderError:
-        raise
-    except TemplateError as exc:
-        raise RenderError(f"Template error in the {part}: {exc}") from exc
-    except Exception as exc:  # noqa: BLE001 - any failure inside a template is the template's
-        raise RenderError(f"Template error in the {part}: {type(exc).__name__}: {exc}") from exc
+    return template_render(kind=KINDS[part], source=jinja_source(source), context=context, limit=limit)
 
 
 # ------------------------------------------------------------------ request
@@ -246,9 +194,9 @@ def _json_headers(text: str) -> list[tuple[str, str]]:
             raise RenderError(f"{name[:80]!r} is not a valid header name.")
         if isinstance(value, (dict, list)) or value is None:
             raise RenderError(f"The value of header {name} must be text or a number.")
-        if _CONTROL.search(_plain(value)):
+        if _CONTROL.search(plain_text(value)):
             raise RenderError(f"The value of header {name} contains a line break or another control character.")
-        pairs.append((name, _plain(value).strip()))
+        pairs.append((name, plain_text(value).strip()))
     return pairs
 
 
@@ -355,10 +303,23 @@ def _literal_host_problem(url: str) -> str | None:
     return None
 
 
+def _sample_problem(errors: dict[str, list[str]], name: str, render: Any) -> bool:
+    """Run one sample render; a failure is the field's error."""
+    try:
+        render()
+    except RenderError as exc:
+        errors.setdefault(name, []).append(exc.reason + " (checked with sample values)")
+        return True
+    return False
+
+
 def validate_config(config: Any, sample: dict[str, Any] | None = None) -> dict[str, list[str]]:
-    """Save-time checks (NetBox validate_jinja2_syntax): template syntax, URL
-    scheme, header lines, and that the data is valid JSON / XML when rendered
-    with sample values full of quotes, ``<``, ``&`` and newlines."""
+    """Save-time checks (NetBox validate_jinja2_syntax): template syntax and
+    secret-derived expressions, URL scheme, header lines, and a render of the
+    URL, each header value and the body with sample values full of quotes,
+    ``<``, ``&`` and newlines, within the runtime's budget (a looping template
+    is refused in milliseconds, the save never hangs); the data must then be
+    valid JSON / XML."""
     errors: dict[str, list[str]] = {}
     sample = token_context(sample or SAMPLE_CONTEXT)
     url = (config.url or "").strip()
@@ -372,9 +333,9 @@ def validate_config(config: Any, sample: dict[str, Any] | None = None) -> dict[s
         ("body", config.body_format, config.body or ""),
     ):
         try:
-            environment(part).parse(jinja_source(source))
-        except TemplateError as exc:
-            errors.setdefault(name, []).append(f"Template syntax error: {exc}")
+            template_compile(kind=KINDS[part], source=jinja_source(source))
+        except RenderError as exc:
+            errors.setdefault(name, []).append(exc.reason)
         if name == "url":
             # Braces are not valid in a URL: a {name} that is not a token is a mistake, not text.
             unknown = [tag for tag in _single_brace_names(source) if tag.split(".")[0] not in sample]
@@ -383,11 +344,17 @@ def validate_config(config: Any, sample: dict[str, Any] | None = None) -> dict[s
                     f"Unknown tag {{{unknown[0]}}}: a tag names a token such as {{customer.customer_id}} or "
                     f"{{{{ customer.customer_id }}}}; known: {', '.join(sorted(sample))}."
                 )
+    if "url" not in errors:
+        _sample_problem(errors, "url", lambda: render_template("url", url, sample))
     try:
-        secret_names = [name for name, _ in header_lines(config.headers or "") if is_secret_header(name)]
+        lines = header_lines(config.headers or "")
     except RenderError as exc:
         errors.setdefault("headers", []).append(exc.reason)
     else:
+        secret_names = [name for name, _ in lines if is_secret_header(name)]
+        for _name, value in lines if "headers" not in errors else ():
+            if _sample_problem(errors, "headers", lambda value=value: render_template("header", value, sample)):
+                break
         if secret_names:
             errors.setdefault("headers", []).append(
                 f"{secret_names[0]} carries a secret: set it under Authentication (bearer token, API key in a "
@@ -395,10 +362,11 @@ def validate_config(config: Any, sample: dict[str, Any] | None = None) -> dict[s
                 "history, not in the plain headers."
             )
     if "body" not in errors:
-        try:
-            check_body(render_template(config.body_format, config.body or "", sample), config.body_format)
-        except RenderError as exc:
-            errors.setdefault("body", []).append(exc.reason + " (checked with sample values)")
+        _sample_problem(
+            errors,
+            "body",
+            lambda: check_body(render_template(config.body_format, config.body or "", sample), config.body_format),
+        )
     timeout = getattr(config, "timeout_seconds", 10) or 0
     if not 1 <= timeout <= 30:
         errors.setdefault("timeout_seconds", []).append("Between 1 and 30 seconds.")

@@ -441,24 +441,3 @@ def test_query_budget_does_not_grow_with_activities(client, secret, brand, djang
     with django_assert_max_num_queries(4):
         response = lookup(client, secret, fromNumber="+31600000001", toNumber="+31612345678")
     assert len(json.loads(response.content)["activities"]) == 60
-
-
-@pytest.mark.parametrize(
-    "source",
-    [
-        "https://crm.example.com/customers/{{ customer.customer_id }}/notes/new",
-        "https://crm.example.com/c/{{customer.id}}?n={{ customer.name }}&t={{ customer.job_title }}",
-        "  {{ customer.display_name }}/{{ customer.emails }}/{{ customer.phone }}  ",
-        "https://crm.example.com/{{ customer.nope }}",  # unknown: Jinja's undefined
-        "mailto:{{ customer.email }}?subject={{ customer.name|urlencode }}",  # a filter: Jinja
-        "{% if customer.email %}x{% endif %}{{ customer.id }}",
-        "no placeholders",
-    ],
-)
-def test_field_substitution_renders_exactly_what_jinja_renders(source):
-    """Links that only put customer fields in text skip Jinja; the result must not differ."""
-    context = m8com._template_context(
-        (7, "C-7", "Maria", "Andersson", "", None, "Buyer & CEO", "{}"),
-        {"displayName": "Maria Andersson", "emails": [{"id": "m@example.org"}], "phoneNumbers": []},
-    )
-    assert m8com.render_url(source, context) == m8com._compile(source).render(context).strip()
