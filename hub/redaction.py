@@ -1,12 +1,43 @@
-"""Masking of secrets before anything is logged or stored."""
+"""The one home of secret masking: nothing a log, preview, export, history page,
+error page or the console shows holds a secret (docs/security.md, "One
+redaction module"; Saleor keeps every masking rule in one file the same way).
+
+Two kinds of masking, both in :func:`mask`:
+
+* **Known secrets** (a rule's token, a Basic password, an API key, a signing
+  secret): masked in every form they take on the wire — as is, percent-encoded
+  with and without ``safe`` characters (``quote``, ``quote(safe="")``,
+  ``quote_plus``, what ``requests`` re-quotes), double-encoded, JSON-escaped
+  (``\\uXXXX`` and ``\\/`` forms included), XML/HTML-escaped and base64
+  (``Basic`` credentials are passed as their base64 ``user:password``, see
+  :func:`config_secrets`). Hex digits and ``\\u`` escapes match in any case.
+* **Patterns** for secrets nobody told us about: secret query parameters (a
+  name written percent-encoded, ``k%65y=``, counts), ``Bearer`` / ``Basic``
+  values, secret headers as ``Name: value`` lines or JSON members, URL
+  userinfo and Telegram bot tokens in a path.
+
+Save-time refusal of secrets typed into plain URL fields is here too
+(:func:`url_secret_problem`), so what is refused and what is masked cannot
+drift apart.
+"""
 
 from __future__ import annotations
 
+import base64
+import html
+import json
 import logging
 import re
-from urllib.parse import unquote_plus, urlsplit, urlunsplit
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from typing import Any
+from urllib.parse import quote, quote_plus, unquote_plus, urlsplit, urlunsplit
+from xml.sax.saxutils import escape as xml_escape
 
 MASK = "********"
+# Shorter values are not masked as known secrets: masking "ab" everywhere would
+# destroy the log while protecting nothing.
+MIN_SECRET_LENGTH = 4
 SECRET_PARAM_NAMES = {
     "key",
     "api_key",
@@ -36,10 +67,9 @@ SECRET_HEADER_NAMES = {
     "x-signature",
     "x-auth-token",
 }
-_QUERY_SECRET = re.compile(
-    r"(?i)((?:^|[?&;\s,(\"'])(?:" + "|".join(re.escape(name) for name in sorted(SECRET_PARAM_NAMES)) + r")=)[^&\s\"';]*"
-)
-_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
+
+
+_EXACT_SECRET_NAMES = SECRET_PARAM_NAMES | SECRET_HEADER_NAMES
 
 
 def is_secret_header(name: str) -> bool:
@@ -47,9 +77,140 @@ def is_secret_header(name: str) -> bool:
     return lowered in SECRET_HEADER_NAMES or "token" in lowered or "secret" in lowered or "password" in lowered
 
 
+def is_secret_param(name: str) -> bool:
+    """A query / form parameter whose value is a secret; ``k%65y`` and ``KEY`` are ``key``."""
+    plain = name
+    for _ in range(3):  # decode a name encoded twice or three times too, never loop unbounded
+        if "%" not in plain and "+" not in plain:
+            break
+        plain = unquote_plus(plain)
+    return plain.strip().lower() in SECRET_PARAM_NAMES
+
+
+def is_secret_name(name: str) -> bool:
+    """A JSON key or header name whose value is a secret."""
+    return is_secret_param(str(name)) or is_secret_header(str(name))
+
+
+# ------------------------------------------------------------------ known secrets
+
+# The ``safe`` sets a secret is percent-encoded with on its way out: quote()'s
+# default, nothing safe (the hub's own URL escaping), the characters requests
+# leaves alone when it re-quotes a URL, and userinfo's.
+_QUOTE_SAFE = ("/", "", "!#$%&'()*+,/:;=?@[]~", ":@")
+
+
+def _url_forms(text: str) -> set[str]:
+    forms = {quote(text, safe=safe) for safe in _QUOTE_SAFE} | {quote_plus(text), quote_plus(text, safe="/:")}
+    forms |= {quote(form, safe="") for form in forms}  # inside another URL's query value
+    return forms
+
+
+def _escaped_forms(text: str) -> set[str]:
+    forms = {text, html.escape(text), xml_escape(text, {'"': "&quot;", "'": "&apos;"})}
+    for ascii_only in (True, False):
+        inner = json.dumps(text, ensure_ascii=ascii_only)[1:-1]
+        forms |= {inner, inner.replace("/", "\\/")}
+    return forms
+
+
+def secret_forms(secret: str) -> set[str]:
+    """Every form ``secret`` can take on the wire (see the module docstring)."""
+    bases = {secret, base64.b64encode(secret.encode()).decode()}
+    encoded = set(bases)
+    for base in bases:
+        encoded |= _url_forms(base)
+    forms: set[str] = set()
+    for form in encoded:
+        forms |= _escaped_forms(form)
+    return {form for form in forms if form}
+
+
+@lru_cache(maxsize=256)
+def _known_pattern(secrets: frozenset[str]) -> re.Pattern[str] | None:
+    forms: set[str] = set()
+    for secret in secrets:
+        forms |= secret_forms(secret)
+    if not forms:
+        return None
+    # Longest first, so a secret's encoded form wins over a shorter secret inside it.
+    return re.compile("|".join(re.escape(form) for form in sorted(forms, key=len, reverse=True)), re.IGNORECASE)
+
+
+def _known(secrets: Iterable[str]) -> re.Pattern[str] | None:
+    return _known_pattern(frozenset(s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH))
+
+
+def mask_known(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with each known secret masked in every encoding (no patterns)."""
+    pattern = _known(secrets)
+    return pattern.sub(MASK, text) if pattern is not None and text else text
+
+
+def config_secrets(config: Any) -> list[str]:
+    """The secrets of a request configuration (``auth_password``, ``api_key``,
+    ``signing_secret``), plus the base64 ``user:password`` a Basic header carries."""
+    values = [getattr(config, name, "") or "" for name in ("auth_password", "api_key", "signing_secret")]
+    password = getattr(config, "auth_password", "") or ""
+    if password:
+        raw = f"{getattr(config, 'auth_username', '') or ''}:{password}".encode()
+        values.append(base64.b64encode(raw).decode())
+    return [value for value in values if len(value) >= MIN_SECRET_LENGTH]
+
+
+# ------------------------------------------------------------------ patterns
+
+# key=value pairs in free text (a URL, a form body, a log line); the name is
+# checked by is_secret_param, so k%65y= is caught like key=.
+_PARAM = re.compile(r"""(?:^|(?<=[?&;\s,("']))([A-Za-z0-9_.~%+\-]{1,64})=([^&\s"';]*)""")
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{0,20}://)([^/\s@?#\"'<>]+)@")
+# A Telegram bot token in a path (/bot123456:ABC.../), written as is or percent-encoded.
+_BOT_TOKEN = re.compile(r"(?i)/bot\d+(?::|%3A)[^/\s?#\"']+")
+# "Name: value" header lines (an HTTP header, a history value, a log line).
+_HEADER_LINE = re.compile(r"(?m)^([ \t]*([A-Za-z0-9_-]{1,100})[ \t]*:[ \t]*)([^\r\n]*)")
+# "name": value members of JSON text: a string (escaped quotes included) or a bare value.
+_JSON_MEMBER = re.compile(r'("((?:[^"\\\r\n]|\\.){1,100})"\s*:\s*)(?:"((?:[^"\\\r\n]|\\.)*)"?|([^\s",{}\[\]]+))')
+
+
+def _param(match: re.Match) -> str:
+    return f"{match.group(1)}={MASK}" if match.group(2) and is_secret_param(match.group(1)) else match.group(0)
+
+
+def _header_line(match: re.Match) -> str:
+    return f"{match.group(1)}{MASK}" if match.group(3) and is_secret_header(match.group(2)) else match.group(0)
+
+
+def _json_member(match: re.Match) -> str:
+    name, text, bare = match.group(2), match.group(3), match.group(4)
+    # A string under any secret-looking name; a bare value (a number) only under
+    # an exact secret name, so "token_count": 3 stays a number. The mask is
+    # written as a string either way: the JSON stays valid.
+    if (text and is_secret_name(name)) or (bare and bare != "null" and name.lower() in _EXACT_SECRET_NAMES):
+        return f'{match.group(1)}"{MASK}"'
+    return match.group(0)
+
+
 def redact_text(text: str) -> str:
-    """Mask secrets in query strings and Authorization values inside free text."""
-    return _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", _QUERY_SECRET.sub(lambda m: m.group(1) + MASK, text))
+    """Pattern-based masking of free text: secret query parameters, Bearer / Basic
+    values, secret header lines and JSON members, URL userinfo, bot tokens."""
+    if not text:
+        return text
+    text = _JSON_MEMBER.sub(_json_member, text)
+    text = _HEADER_LINE.sub(_header_line, text)
+    text = _USERINFO.sub(lambda m: f"{m.group(1)}{MASK}@", text)
+    text = _BOT_TOKEN.sub(f"/bot{MASK}", text)
+    text = _PARAM.sub(_param, text)
+    return _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
+
+
+def mask(text: str, *, secrets: Iterable[str] = ()) -> str:
+    """THE masking function: ``text`` with every known secret masked in every
+    encoding, then every pattern-recognised secret (see the module docstring).
+    Every log, preview, export, history page and error page goes through it."""
+    if not text:
+        return text
+    return redact_text(mask_known(text, secrets))
 
 
 def redact_query(query: str) -> str:
@@ -63,25 +224,122 @@ def redact_query(query: str) -> str:
     out = []
     for part in query.split("&"):
         name, _, _ = part.partition("=")
-        plain = unquote_plus(name) if ("%" in name or "+" in name) else name
-        out.append(f"{name}={MASK}" if plain.strip().lower() in SECRET_PARAM_NAMES else part)
+        out.append(f"{name}={MASK}" if is_secret_param(name) else part)
     return "&".join(out)
 
 
-def redact_url(url: str) -> str:
-    parts = urlsplit(url)
+def redact_url(url: str, *, secrets: Iterable[str] = ()) -> str:
+    """A URL with userinfo, secret query values, a bot token and known secrets masked."""
+    if not url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # not parseable as a URL: mask it as text
+        return mask(url, secrets=secrets)
     netloc = parts.netloc
     if "@" in netloc:
         netloc = f"{MASK}@{netloc.rsplit('@', 1)[1]}"
-    return urlunsplit((parts.scheme, netloc, parts.path, redact_query(parts.query), parts.fragment))
+    path = _BOT_TOKEN.sub(f"/bot{MASK}", parts.path)
+    return mask_known(urlunsplit((parts.scheme, netloc, path, redact_query(parts.query), parts.fragment)), secrets)
 
 
-def redact_headers(headers) -> dict[str, str]:
-    return {name: (MASK if is_secret_header(name) else str(value)) for name, value in dict(headers).items()}
+def redact_headers(headers: Mapping[str, Any], *, secrets: Iterable[str] = ()) -> dict[str, str]:
+    """Secret-named headers masked whole; every other value masked as text."""
+    secrets = tuple(secrets)
+    return {
+        name: (MASK if is_secret_header(name) else mask(str(value), secrets=secrets))
+        for name, value in dict(headers).items()
+    }
+
+
+def redact_json(value: Any, *, secrets: Iterable[str] = ()) -> Any:
+    """Parsed JSON with the values of secret-named keys masked and every string masked as text."""
+    secrets = tuple(secrets)
+    if isinstance(value, dict):
+        return {
+            key: (MASK if is_secret_name(key) and item not in (None, "") else redact_json(item, secrets=secrets))
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [redact_json(item, secrets=secrets) for item in value]
+    if isinstance(value, str):
+        return mask(value, secrets=secrets)
+    return value
+
+
+def redact_body(text: str, *, secrets: Iterable[str] = ()) -> str:
+    """A stored body for display: JSON pretty-printed with secret-named keys
+    masked; anything else masked as text."""
+    if not text:
+        return ""
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return mask(text, secrets=secrets)
+    if not isinstance(parsed, dict | list):
+        return mask(text, secrets=secrets)
+    return json.dumps(redact_json(parsed, secrets=secrets), indent=2, ensure_ascii=False)
+
+
+def request_text(
+    *,
+    method: str,
+    url: str,
+    headers: Mapping[str, Any],
+    body: str,
+    secrets: Iterable[str] = (),
+    engine_headers: Mapping[str, str] | None = None,
+) -> str:
+    """A request as it goes on the wire, masked, for previews: the request line,
+    the headers (``engine_headers`` are placeholders the engine fills in when it
+    sends, e.g. "(computed when sent)", shown as given), a blank line, the body."""
+    secrets = tuple(secrets)
+    shown = {**redact_headers(headers, secrets=secrets), **(engine_headers or {})}
+    lines = [f"{method} {redact_url(url, secrets=secrets)}"] + [f"{k}: {v}" for k, v in shown.items()]
+    return "\n".join(lines) + "\n\n" + mask(body, secrets=secrets)
+
+
+# ------------------------------------------------------------------ refused on save
+
+_TEMPLATE_PART = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}|\{[^{}]*\}", re.S)
+
+
+def url_secret_problem(url: str, *, where_secrets_go: str) -> str | None:
+    """Why a (template) URL typed into a plain field holds a secret, or None.
+
+    Refused: userinfo (``https://user:pw@host``) and a secret-named query
+    parameter (``?token=...``, ``?k%65y=...``) with a literal value. A template
+    tag in their place (``?token={{ secrets.api_key }}``) is the right way and
+    passes. ``where_secrets_go`` tells the admin which encrypted field to use."""
+    literal = _TEMPLATE_PART.sub("", url or "")
+    scheme, sep, rest = literal.partition("://")
+    if not sep:
+        return None
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    if "@" in authority and authority.rsplit("@", 1)[0].replace(":", "").strip():
+        return (
+            "The URL carries a username or password (user:password@host). Plain fields are shown to auditors "
+            f"and kept in the history: {where_secrets_go}"
+        )
+    query = rest.partition("?")[2].partition("#")[0]
+    for part in query.split("&"):
+        name, _, value = part.partition("=")
+        if value.strip() and is_secret_param(name):
+            return (
+                f"The URL carries a secret in the query parameter {name!r}. Plain fields are shown to auditors "
+                f"and kept in the history: {where_secrets_go}"
+            )
+    return None
+
+
+# ------------------------------------------------------------------ logging
 
 
 class RedactingFilter(logging.Filter):
-    """Logging filter: no key, token or password reaches a log handler (access log included)."""
+    """Logging filter: no key, token or password reaches a log handler (the
+    development server's and gunicorn's access logs and tracebacks included)."""
+
+    _formatter = logging.Formatter()
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -92,4 +350,11 @@ class RedactingFilter(logging.Filter):
         if redacted != message or record.args:
             record.msg = redacted
             record.args = None
+        if record.exc_info and not record.exc_text:
+            # The formatter uses exc_text when it is set: the traceback is masked too.
+            record.exc_text = redact_text(self._formatter.formatException(record.exc_info))
+        elif record.exc_text:
+            record.exc_text = redact_text(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact_text(record.stack_info)
         return True

@@ -20,6 +20,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from hub import redaction
 from hub.tenancy import BrandScopedAdmin, BrandScopedHistoryAdmin, BrandScopedInline
 from synclog.models import DeliveryAttempt
 
@@ -28,7 +29,6 @@ from .models import CrmAction, CrmSync, CrmSyncAction, Delivery, DeliveryState, 
 from .rendering import RenderError, render_request
 
 SYNC_SECRETS = ("auth_password", "api_key")
-MASKED_PREVIEW_HEADERS = {"authorization"}
 
 
 class CrmSyncForm(forms.ModelForm):
@@ -363,15 +363,17 @@ class CrmSyncAdmin(DeliveryHealthColumns, BrandScopedHistoryAdmin):
                 }
                 try:
                     rendered = render_request(config, tokens)
-                    shown = {
-                        k: ("********" if k.lower() in MASKED_PREVIEW_HEADERS or k == config.api_key_header else v)
-                        for k, v in rendered.headers.items()
-                    }
-                    if sync.signing_secret:
-                        shown["webhook-signature"] = "(computed when sent)"
-                    shown["Idempotency-Key"] = shown["webhook-id"] = "(a new message id when sent)"
-                    rendered.headers = shown
-                    context["preview"] = services.mask(rendered.as_text(), services._secrets_of(config))
+                    # Headers the engine sets when it sends, shown as placeholders.
+                    engine = {"webhook-signature": "(computed when sent)"} if sync.signing_secret else {}
+                    engine["Idempotency-Key"] = engine["webhook-id"] = "(a new message id when sent)"
+                    context["preview"] = redaction.request_text(
+                        method=rendered.method,
+                        url=rendered.url,
+                        headers=rendered.headers,
+                        body=rendered.body,
+                        secrets=redaction.config_secrets(config),
+                        engine_headers=engine,
+                    )
                 except RenderError as exc:
                     context["error"] = f"The request cannot be built: {exc.reason}"
                 if request.method == "POST" and data.get("confirm") == "send" and "error" not in context:

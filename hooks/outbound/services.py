@@ -30,7 +30,8 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
-from hub.redaction import MASK, redact_headers, redact_text, redact_url
+from hub import redaction
+from hub.redaction import redact_headers, redact_url
 
 from . import registry
 from .models import (
@@ -374,9 +375,7 @@ def _secrets_of(config: Any) -> list[str]:
 
 
 def mask(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, MASK)
-    return redact_text(text)
+    return redaction.mask(text, secrets=secrets)
 
 
 def _bounded(text: str) -> str:
@@ -461,7 +460,7 @@ def deliveries_record(*, results: list[SendResult]) -> list[Delivery]:
                     request_headers={k: mask(v, secrets) for k, v in redact_headers(outcome.request_headers).items()},
                     request_body=_bounded(mask(rendered.body, secrets)) if rendered else "",
                     response_status=outcome.status,
-                    response_headers=redact_headers(outcome.response_headers),
+                    response_headers=redact_headers(outcome.response_headers, secrets=secrets),
                     response_body=_bounded(mask(outcome.response_body, secrets)),
                     error=mask(outcome.error, secrets)[:2000],
                     note=note[:500],
