@@ -27,6 +27,7 @@ import base64
 import html
 import json
 import logging
+import logging.config
 import re
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
@@ -358,3 +359,18 @@ class RedactingFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = redact_text(record.stack_info)
         return True
+
+
+# Loggers whose handlers a server sets up itself (not from settings.LOGGING).
+SERVER_LOGGERS = ("gunicorn.access", "gunicorn.error")
+
+
+def configure_logging(config: dict[str, Any]) -> None:
+    """``settings.LOGGING_CONFIG``: ``dictConfig(LOGGING)`` (whose console handler
+    redacts), then a :class:`RedactingFilter` on gunicorn's own loggers, which
+    keep gunicorn's handlers (``--access-logfile``) and so bypass the console's."""
+    logging.config.dictConfig(config)
+    for name in SERVER_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(item, RedactingFilter) for item in logger.filters):
+            logger.addFilter(RedactingFilter())
