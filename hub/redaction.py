@@ -35,6 +35,8 @@ from typing import Any
 from urllib.parse import quote, quote_plus, unquote_plus, urlsplit, urlunsplit
 from xml.sax.saxutils import escape as xml_escape
 
+from requests.utils import requote_uri
+
 MASK = "********"
 # Shorter values are not masked as known secrets: masking "ab" everywhere would
 # destroy the log while protecting nothing.
@@ -103,21 +105,35 @@ _QUOTE_SAFE = ("/", "", "!#$%&'()*+,/:;=?@[]~", ":@")
 
 def _url_forms(text: str) -> set[str]:
     forms = {quote(text, safe=safe) for safe in _QUOTE_SAFE} | {quote_plus(text), quote_plus(text, safe="/:")}
+    forms.add(requote_uri(text))  # what requests sends (and names in its errors) for a raw value
     forms |= {quote(form, safe="") for form in forms}  # inside another URL's query value
     return forms
 
 
-def _escaped_forms(text: str) -> set[str]:
-    forms = {text, html.escape(text), xml_escape(text, {'"': "&quot;", "'": "&apos;"})}
+def _json_forms(text: str) -> set[str]:
+    forms = set()
     for ascii_only in (True, False):
         inner = json.dumps(text, ensure_ascii=ascii_only)[1:-1]
         forms |= {inner, inner.replace("/", "\\/")}
     return forms
 
 
+def _escaped_forms(text: str) -> set[str]:
+    forms = {text, html.escape(text), xml_escape(text, {'"': "&quot;", "'": "&apos;"})}
+    once = _json_forms(text)
+    forms |= once
+    for form in once:  # a JSON body echoed inside a JSON string (httpbin's "data")
+        forms |= _json_forms(form)
+    return forms
+
+
 def secret_forms(secret: str) -> set[str]:
     """Every form ``secret`` can take on the wire (see the module docstring)."""
     bases = {secret, base64.b64encode(secret.encode()).decode()}
+    # Written raw into a URL, a ? or # ends the path there: what comes before is what is sent.
+    cut = re.split(r"[?#]", secret, maxsplit=1)[0]
+    if len(cut) >= MIN_SECRET_LENGTH:
+        bases.add(cut)
     encoded = set(bases)
     for base in bases:
         encoded |= _url_forms(base)
@@ -127,6 +143,31 @@ def secret_forms(secret: str) -> set[str]:
     return {form for form in forms if form}
 
 
+def _trie_regex(words: Iterable[str], depth: int = 8) -> str:
+    """One regex for many literals: a trie over their first ``depth`` characters
+    (shared prefixes tried once), then the rest of each word, longest first. A
+    few thousand forms still cost about one pass over the text, and the nesting
+    stays shallow whatever the length of a secret."""
+    groups: dict[str, list[str]] = {}
+    for word in {word.lower() for word in words}:
+        groups.setdefault(word[:depth], []).append(word[depth:])
+
+    def build(prefixes: list[str], level: int) -> str:
+        branches = []
+        by_char: dict[str, list[str]] = {}
+        for prefix in prefixes:
+            if len(prefix) == level:  # the prefix ends here: its words' rests follow
+                rests = sorted(groups[prefix], key=len, reverse=True)
+                branches.append("(?:" + "|".join(re.escape(rest) for rest in rests) + ")")
+            else:
+                by_char.setdefault(prefix[level], []).append(prefix)
+        longer = [re.escape(char) + build(items, level + 1) for char, items in sorted(by_char.items())]
+        alternatives = longer + branches  # a longer prefix first: the longest form wins
+        return alternatives[0] if len(alternatives) == 1 else "(?:" + "|".join(alternatives) + ")"
+
+    return build(sorted(groups), 0)
+
+
 @lru_cache(maxsize=256)
 def _known_pattern(secrets: frozenset[str]) -> re.Pattern[str] | None:
     forms: set[str] = set()
@@ -134,8 +175,9 @@ def _known_pattern(secrets: frozenset[str]) -> re.Pattern[str] | None:
         forms |= secret_forms(secret)
     if not forms:
         return None
-    # Longest first, so a secret's encoded form wins over a shorter secret inside it.
-    return re.compile("|".join(re.escape(form) for form in sorted(forms, key=len, reverse=True)), re.IGNORECASE)
+    # Greedy, so the longest form at a position wins (a secret's encoded form over a
+    # shorter secret inside it); hex digits and \u escapes match in any case.
+    return re.compile(_trie_regex(forms), re.IGNORECASE)
 
 
 def _known(secrets: Iterable[str]) -> re.Pattern[str] | None:
@@ -164,7 +206,7 @@ def config_secrets(config: Any) -> list[str]:
 # key=value pairs in free text (a URL, a form body, a log line); the name is
 # checked by is_secret_param, so k%65y= is caught like key=.
 _PARAM = re.compile(r"""(?:^|(?<=[?&;\s,("']))([A-Za-z0-9_.~%+\-]{1,64})=([^&\s"';]*)""")
-_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
+_BEARER = re.compile(r"(?i)(?<![\w/.-])(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{0,20}://)([^/\s@?#\"'<>]+)@")
 # A Telegram bot token in a path (/bot123456:ABC.../), written as is or percent-encoded.
 _BOT_TOKEN = re.compile(r"(?i)/bot\d+(?::|%3A)[^/\s?#\"']+")
@@ -233,15 +275,16 @@ def redact_url(url: str, *, secrets: Iterable[str] = ()) -> str:
     """A URL with userinfo, secret query values, a bot token and known secrets masked."""
     if not url:
         return url
+    url = mask_known(url, secrets)  # first: a pattern must not cut a known secret in two
     try:
         parts = urlsplit(url)
     except ValueError:  # not parseable as a URL: mask it as text
-        return mask(url, secrets=secrets)
+        return redact_text(url)
     netloc = parts.netloc
     if "@" in netloc:
         netloc = f"{MASK}@{netloc.rsplit('@', 1)[1]}"
     path = _BOT_TOKEN.sub(f"/bot{MASK}", parts.path)
-    return mask_known(urlunsplit((parts.scheme, netloc, path, redact_query(parts.query), parts.fragment)), secrets)
+    return urlunsplit((parts.scheme, netloc, path, redact_query(parts.query), parts.fragment))
 
 
 def redact_headers(headers: Mapping[str, Any], *, secrets: Iterable[str] = ()) -> dict[str, str]:

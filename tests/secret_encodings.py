@@ -14,6 +14,8 @@ import re
 from urllib.parse import quote, quote_plus, urlencode
 from xml.sax.saxutils import escape as xml_escape
 
+from requests.utils import requote_uri
+
 TELEGRAM_TOKEN = "123456789:AAH-x_y/z+w="
 WEIRD_TOKEN = 'tok&en%41"q\\uote/ünï+ =?#'
 BASIC_USER = "svc"
@@ -49,6 +51,8 @@ def encodings(secret: str, *, user: str | None = None) -> dict[str, str]:
         "JSON \\u upper-case": re.sub(
             r"\\u([0-9a-f]{4})", lambda m: "\\u" + m.group(1).upper(), json.dumps(secret)[1:-1]
         ),
+        "JSON inside a JSON string": json.dumps(json.dumps(secret)[1:-1])[1:-1],
+        "requests' requote_uri": requote_uri(secret),
         "XML": xml_escape(secret, {'"': "&quot;", "'": "&apos;"}),
         "HTML": html.escape(secret),
         "base64": base64.b64encode(secret.encode()).decode(),
@@ -64,12 +68,23 @@ def encodings(secret: str, *, user: str | None = None) -> dict[str, str]:
     return unique
 
 
+def fragments(secret: str) -> dict[str, str]:
+    """The pieces of a secret between ``/`` and ``:`` (4 characters or more), as is
+    and percent-encoded: what a mask that cut the secret in two would leave."""
+    pieces = [piece for piece in re.split(r"[/:]", secret) if len(piece) >= 4 and piece != secret]
+    forms = {}
+    for piece in pieces:
+        forms[f"fragment {piece!r}"] = piece
+        forms[f"fragment {piece!r} encoded"] = quote(piece, safe="")
+    return forms
+
+
 def found_in(text: str, secret: str, *, user: str | None = None) -> list[str]:
-    """The names of the forms of ``secret`` present in ``text`` (percent-encoded and
-    \\u forms compared in any case, as receivers write hex either way)."""
+    """The names of the forms of ``secret`` (and of its fragments) present in ``text``
+    (percent-encoded and \\u forms compared in any case, as receivers write hex either way)."""
     lowered = text.lower()
     found = []
-    for name, form in encodings(secret, user=user).items():
+    for name, form in {**encodings(secret, user=user), **fragments(secret)}.items():
         loose = "%" in form or "\\u" in form
         if (form.lower() in lowered) if loose else (form in text):
             found.append(name)
