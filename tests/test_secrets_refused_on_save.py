@@ -164,3 +164,18 @@ def test_a_rule_saved_before_the_refusal_is_shown_masked_to_auditors(client, bra
     page = client.get(pages[1]).content.decode()
     assert f"https://{MASK}@crm.example.com/n?k%65y={MASK}&amp;x=1" in page
     assert "hdr_old_key" not in page and "Accept: application/json" in page
+
+
+def test_a_crm_action_saved_before_the_refusal_is_shown_masked_to_auditors(client, brand):
+    sync = CrmSync.objects.create(brand=brand, name="Old CRM")
+    CrmSyncAction.objects.create(
+        sync=sync,
+        action="create",
+        url="https://bob:hunter2@crm.example.com/people?api%5Fkey=sk_old_key",
+        headers="X-Api-Key: hdr_old_key",
+    )
+    client.force_login(member(brand, Role.AUDITOR, username="audrey"))
+    page = client.get(reverse("admin:outbound_crmsync_change", args=[sync.pk])).content.decode()
+    assert "Old CRM" in page
+    assert "hunter2" not in page and "sk_old_key" not in page and "hdr_old_key" not in page
+    assert f"https://{MASK}@crm.example.com/people?api%5Fkey={MASK}" in page

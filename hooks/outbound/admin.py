@@ -110,6 +110,10 @@ class ActionForm(forms.ModelForm):
         self.instance.action = self.action_kind
 
 
+# Shown in place of the plain field when the action is read-only (secrets masked).
+MASKED_ACTION_FIELDS = {"url": "url_masked", "headers": "headers_masked"}
+
+
 def _action_inline(kind: str, title: str, help_text: str):
     form = type(f"{kind.title()}ActionForm", (ActionForm,), {"action_kind": kind})
 
@@ -125,6 +129,24 @@ def _action_inline(kind: str, title: str, help_text: str):
 
         def get_queryset(self, request):
             return super().get_queryset(request).filter(action=kind)
+
+        def get_fields(self, request, obj=None):
+            if self.has_change_permission(request, obj):
+                return self.fields
+            # Read-only (an auditor): a key typed into the URL or headers of an
+            # action saved before that was refused is shown masked.
+            return [MASKED_ACTION_FIELDS.get(name, name) for name in self.fields]
+
+        def get_readonly_fields(self, request, obj=None):
+            return [*super().get_readonly_fields(request, obj), *MASKED_ACTION_FIELDS.values()]
+
+        @admin.display(description="webhook URL")
+        def url_masked(self, obj):
+            return redaction.redact_url(obj.url)
+
+        @admin.display(description="headers")
+        def headers_masked(self, obj):
+            return redaction.mask(obj.headers)
 
         def get_formset(self, request, obj=None, **kwargs):
             kwargs["form"] = form
