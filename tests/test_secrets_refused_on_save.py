@@ -164,6 +164,9 @@ def test_a_rule_saved_before_the_refusal_is_shown_masked_to_auditors(client, bra
     page = client.get(pages[1]).content.decode()
     assert f"https://{MASK}@crm.example.com/n?k%65y={MASK}&amp;x=1" in page
     assert "hdr_old_key" not in page and "Accept: application/json" in page
+    # No oracle through the list search either: the URL is not searched.
+    assert "Old rule" in client.get(pages[0], {"q": "Old"}).content.decode()
+    assert "Old rule" not in client.get(pages[0], {"q": "sk_old"}).content.decode()
 
 
 def test_a_crm_action_saved_before_the_refusal_is_shown_masked_to_auditors(client, brand):
