@@ -35,6 +35,7 @@ from typing import Any
 from urllib.parse import quote, quote_plus, unquote_plus, urlsplit, urlunsplit
 from xml.sax.saxutils import escape as xml_escape
 
+from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
 from requests.utils import requote_uri
 
 MASK = "********"
@@ -374,6 +375,45 @@ def url_secret_problem(url: str, *, where_secrets_go: str) -> str | None:
                 f"and kept in the history: {where_secrets_go}"
             )
     return None
+
+
+# ------------------------------------------------------------------ error pages
+
+
+class RedactingExceptionReporterFilter(SafeExceptionReporterFilter):
+    """``DEFAULT_EXCEPTION_REPORTER_FILTER``: Django's error page (DEBUG) and error
+    e-mails hide settings and request headers named like secrets (Authorization
+    too), and mask every other text value with :func:`mask` (a key in the query
+    string, a password in a URL setting)."""
+
+    hidden_settings = re.compile("API|TOKEN|KEY|SECRET|PASS|SIGNATURE|AUTH|COOKIE", flags=re.IGNORECASE)
+
+    def cleanse_setting(self, key, value):
+        value = super().cleanse_setting(key, value)
+        return mask(value) if isinstance(value, str) else value
+
+
+class RedactingExceptionReporter(ExceptionReporter):
+    """``DEFAULT_EXCEPTION_REPORTER``: what Django's reporter shows unfiltered — the
+    request URL and query parameters, the exception text and the local variables
+    of each frame (a variable named like a secret, ``password``, ``token``, ``key``,
+    hidden whole) — masked as well."""
+
+    def get_traceback_data(self) -> dict[str, Any]:
+        data = super().get_traceback_data()
+        for frame in data.get("frames", []):
+            frame["vars"] = [
+                (name, MASK if is_secret_name(name) else mask(str(value))) for name, value in frame.get("vars", [])
+            ]
+        if "request_GET_items" in data:
+            data["request_GET_items"] = [
+                (name, MASK if is_secret_param(name) else mask(str(value))) for name, value in data["request_GET_items"]
+            ]
+        if data.get("request_insecure_uri"):
+            data["request_insecure_uri"] = redact_url(str(data["request_insecure_uri"]))
+        if data.get("exception_value"):
+            data["exception_value"] = mask(str(data["exception_value"]))
+        return data
 
 
 # ------------------------------------------------------------------ logging

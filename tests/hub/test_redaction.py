@@ -198,3 +198,28 @@ def test_gunicorn_access_log_is_redacted(capsys):
     output = capsys.readouterr().out
     assert "/hooks/x" in output
     assert "hh_Gunicorn" not in output
+
+
+def test_django_error_page_shows_no_key(rf, settings):
+    """The DEBUG error page (and the error e-mail built from the same data). The
+    secrets are joined at run time: the page quotes this file's source lines."""
+    import sys
+
+    from django.views.debug import technical_500_response
+
+    names = ["hh", "hdr", "pw", "tok", "rd"]
+    key, auth_token, password, token, redis_password = (f"{name}-{n}" for n, name in enumerate(names))
+    settings.REDIS_URL_FOR_TEST = f"redis://:{redis_password}@cache.internal:6379/0"
+    request = rf.get(
+        f"/hooks/omnidesk/acme/customerlookup?k%65y={key}&primaryID=1",
+        headers={"Authorization": f"Bearer {auth_token}"},
+    )
+    url = f"https://bob:{password}@crm.example.com/p?token={token}"
+    try:
+        raise ValueError(f"could not reach {url}")
+    except ValueError:
+        response = technical_500_response(request, *sys.exc_info())
+    html = response.content.decode()
+    assert "ValueError" in html and "crm.example.com" in html and "primaryID" in html
+    for secret in (key, auth_token, password, token, redis_password):
+        assert secret not in html, secret
