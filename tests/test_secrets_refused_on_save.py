@@ -5,10 +5,12 @@ stays allowed. Rules saved before the refusal are shown masked to auditors."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.urls import reverse
 
-from hooks.outbound.configio import ConfigError, config_import
+from hooks.outbound.configio import ConfigError, config_export, config_import
 from hooks.outbound.models import CrmSync, CrmSyncAction
 from hooks.rules.models import EventRule
 from hooks.rules.services import rule_create
@@ -182,3 +184,20 @@ def test_a_crm_action_saved_before_the_refusal_is_shown_masked_to_auditors(clien
     assert "Old CRM" in page
     assert "hunter2" not in page and "sk_old_key" not in page and "hdr_old_key" not in page
     assert f"https://{MASK}@crm.example.com/people?api%5Fkey={MASK}" in page
+
+
+def test_config_export_masks_a_key_left_in_an_old_url_and_the_import_refuses_it(brand):
+    sync = CrmSync.objects.create(brand=brand, name="Old CRM")
+    CrmSyncAction.objects.create(sync=sync, action="create", url="https://crm.example.com/p?token=sk_old_crm")
+    rule = rule_create(brand=brand, name="Old rule", event_types=["workitem.closed"], url="https://crm.example.com/n")
+    EventRule.objects.filter(pk=rule.pk).update(
+        url="https://bob:hunter2@crm.example.com/n", headers="X-Api-Key: hdr_old_key"
+    )
+    data = config_export(brand=brand)
+    text = json.dumps(data)
+    assert "sk_old_crm" not in text and "hunter2" not in text and "hdr_old_key" not in text
+    assert data["crm_syncs"][0]["actions"]["create"]["url"] == f"https://crm.example.com/p?token={MASK}"
+    with pytest.raises(ConfigError) as raised:
+        config_import(data=data, environ={})
+    assert any("carries a secret in the query parameter 'token'" in e for e in raised.value.errors)
+    assert any("carries a username or password" in e for e in raised.value.errors)

@@ -21,7 +21,7 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from hooks.outbound.configio import SecretResolver, register_config_section, secret_ref
+from hooks.outbound.configio import SecretResolver, exported_value, register_config_section, secret_ref
 from hooks.outbound.models import SECRET_FIELDS
 from hooks.outbound.registry import register_source
 from hub import redaction
@@ -330,7 +330,7 @@ def rules_export(brand: Brand) -> list[dict[str, Any]]:
     an empty one null (the file format of docs/config-as-code.md)."""
     exported = []
     for rule in EventRule.objects.filter(brand=brand).order_by("order", "name"):
-        item: dict[str, Any] = {name: getattr(rule, name) for name in EXPORT_FIELDS}
+        item: dict[str, Any] = {name: exported_value(name, getattr(rule, name)) for name in EXPORT_FIELDS}
         for name in SECRET_FIELDS:
             item[name] = secret_ref(brand, getattr(rule, name), "rule", rule.name, name)
         exported.append(item)
