@@ -138,6 +138,7 @@ def test_mask_leaves_other_text_and_json_alone():
         ("https://bob:hunter2@crm.example.com/p", f"https://{MASK}@crm.example.com/p"),
         ("POST https://api.telegram.org/bot123:AA-b/send", f"POST https://api.telegram.org/bot{MASK}/send"),
         ("https://api.telegram.org/bot123%3AAA-b/send", f"https://api.telegram.org/bot{MASK}/send"),
+        ("/bot123%3AAA-b/send", f"/bot{MASK}/send"),
     ],
 )
 def test_patterns_mask_secrets_nobody_named(text, expected):
