@@ -367,11 +367,7 @@ def deliveries_sweep() -> int:
 
 
 def _secrets_of(config: Any) -> list[str]:
-    values = [getattr(config, name, "") or "" for name in ("auth_password", "api_key", "signing_secret")]
-    if getattr(config, "auth_type", "") == "basic":
-        raw = f"{config.auth_username}:{config.auth_password or ''}".encode()
-        values.append(base64.b64encode(raw).decode())
-    return [value for value in values if len(value) >= 4]
+    return redaction.config_secrets(config)
 
 
 def mask(text: str, secrets: list[str]) -> str:
