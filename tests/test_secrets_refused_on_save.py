@@ -153,6 +153,7 @@ def test_a_rule_saved_before_the_refusal_is_shown_masked_to_auditors(client, bra
     EventRule.objects.filter(pk=rule.pk).update(
         url="https://bob:hunter2@crm.example.com/n?k%65y=sk_old_key&x=1",
         headers="Accept: application/json\nX-Api-Key: hdr_old_key",
+        body='{"password": "body_old_pw", "q": "{{ event.queue }}"}',
     )
     client.force_login(member(brand, Role.AUDITOR, username="audrey"))
     pages = [
@@ -164,6 +165,7 @@ def test_a_rule_saved_before_the_refusal_is_shown_masked_to_auditors(client, bra
         assert "Old rule" in html
         assert "hunter2" not in html and "sk_old_key" not in html, page
     page = client.get(pages[1]).content.decode()
+    assert "body_old_pw" not in page and "{{ event.queue }}" in page
     assert f"https://{MASK}@crm.example.com/n?k%65y={MASK}&amp;x=1" in page
     assert "hdr_old_key" not in page and "Accept: application/json" in page
     # No oracle through the list search either: the URL is not searched.

@@ -111,7 +111,7 @@ class ActionForm(forms.ModelForm):
 
 
 # Shown in place of the plain field when the action is read-only (secrets masked).
-MASKED_ACTION_FIELDS = {"url": "url_masked", "headers": "headers_masked"}
+MASKED_ACTION_FIELDS = {"url": "url_masked", "headers": "headers_masked", "body": "body_masked"}
 
 
 def _action_inline(kind: str, title: str, help_text: str):
@@ -147,6 +147,10 @@ def _action_inline(kind: str, title: str, help_text: str):
         @admin.display(description="headers")
         def headers_masked(self, obj):
             return redaction.mask(obj.headers)
+
+        @admin.display(description="data")
+        def body_masked(self, obj):
+            return redaction.mask(obj.body)
 
         def get_formset(self, request, obj=None, **kwargs):
             kwargs["form"] = form

@@ -30,7 +30,7 @@ from .models import EventRule
 from .presets import PRESETS
 
 # Shown in place of the plain field when the page is read-only (secrets masked).
-MASKED_FIELDS = {"url": "url_masked", "headers": "headers_masked"}
+MASKED_FIELDS = {"url": "url_masked", "headers": "headers_masked", "body": "body_masked"}
 
 
 class ConditionsField(forms.CharField):
@@ -203,6 +203,10 @@ class EventRuleAdmin(DeliveryHealthColumns, BrandScopedHistoryAdmin):
     @admin.display(description="headers")
     def headers_masked(self, obj):
         return redaction.mask(obj.headers)
+
+    @admin.display(description="data")
+    def body_masked(self, obj):
+        return redaction.mask(obj.body)
 
     @admin.display(description="at a glance")
     def delivery_health(self, obj):
