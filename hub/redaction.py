@@ -7,10 +7,11 @@ Two kinds of masking, both in :func:`mask`:
 * **Known secrets** (a rule's token, a Basic password, an API key, a signing
   secret): masked in every form they take on the wire — as is, percent-encoded
   with and without ``safe`` characters (``quote``, ``quote(safe="")``,
-  ``quote_plus``, what ``requests`` re-quotes), double-encoded, JSON-escaped
-  (``\\uXXXX`` and ``\\/`` forms included), XML/HTML-escaped and base64
-  (``Basic`` credentials are passed as their base64 ``user:password``, see
-  :func:`config_secrets`). Hex digits and ``\\u`` escapes match in any case.
+  ``quote_plus``, what ``requests`` re-quotes), double-encoded, cut where a
+  ``?`` or ``#`` ends a URL path, JSON-escaped (``\\uXXXX`` and ``\\/`` forms,
+  and escaped twice: a JSON body echoed in a JSON string), XML/HTML-escaped and
+  base64 (``Basic`` credentials are passed as their base64 ``user:password``,
+  see :func:`config_secrets`). Hex digits and ``\\u`` escapes match in any case.
 * **Patterns** for secrets nobody told us about: secret query parameters (a
   name written percent-encoded, ``k%65y=``, counts), ``Bearer`` / ``Basic``
   values, secret headers as ``Name: value`` lines or JSON members, URL
@@ -18,7 +19,7 @@ Two kinds of masking, both in :func:`mask`:
 
 Save-time refusal of secrets typed into plain URL fields is here too
 (:func:`url_secret_problem`), so what is refused and what is masked cannot
-drift apart.
+drift apart, and so are the logging filter and Django's error reporter.
 """
 
 from __future__ import annotations
