@@ -222,6 +222,12 @@ HUB_LOOKUP_CACHE_SHARED = env.bool("HUB_LOOKUP_CACHE_SHARED", default=bool(env.s
 # The admin's public base URL, used in links the hub sends out (rule presets).
 HUB_ADMIN_BASE_URL = env.str("HUB_ADMIN_BASE_URL", default="http://127.0.0.1:8000")
 
+# Django's error page (DEBUG) and error e-mails mask secrets too (hub.redaction).
+DEFAULT_EXCEPTION_REPORTER = "hub.redaction.RedactingExceptionReporter"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "hub.redaction.RedactingExceptionReporterFilter"
+# dictConfig, then the redacting filter on the loggers of servers that keep
+# their own handlers (gunicorn's access and error logs): no key reaches any log.
+LOGGING_CONFIG = "hub.redaction.configure_logging"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -10,7 +10,6 @@ history, and keys typed into a URL or header before that was refused are hidden.
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -25,7 +24,7 @@ from simple_history.template_utils import HistoricalRecordContextHelper
 
 from . import scoping
 from .models import Brand
-from .redaction import MASK, is_secret_header, redact_text
+from .redaction import mask
 from .tenancy import BrandScopedAdmin
 
 
@@ -74,26 +73,9 @@ class _MaskingContextHelper(HistoricalRecordContextHelper):
         return _masked(super().prepare_delta_change_value(change, value))
 
 
-# A secret header's value, as "Name: value" lines or as the members of a JSON
-# object (hooks.outbound.rendering.header_lines accepts both; a JSON body too).
-_SECRET_HEADER_LINE = re.compile(r'(?im)^(\s*"?([A-Za-z0-9_-]+)"?\s*:\s*)("?[^"\n]*)')
-_SECRET_JSON_MEMBER = re.compile(r'(?im)((?:^|[{,])\s*"?([A-Za-z0-9_-]+)"?\s*:\s*)("[^"\n]*|[^",{}\s]*)')
-
-
 def _masked(value):
-    """A history value with secrets masked: key=... in URLs, Bearer / Basic values,
-    and the values of secret headers (``Authorization: ...`` or ``"X-Api-Key": "..."``)."""
-    if not isinstance(value, str) or not value:
-        return value
-
-    def header(match: re.Match) -> str:
-        if not is_secret_header(match.group(2)):
-            return match.group(0)
-        quote = '"' if match.group(3).startswith('"') else ""
-        return f"{match.group(1)}{quote}{MASK}"
-
-    pattern = _SECRET_JSON_MEMBER if value.lstrip().startswith("{") else _SECRET_HEADER_LINE
-    return redact_text(pattern.sub(header, value))
+    """A history value with secrets masked (hub.redaction.mask)."""
+    return mask(value) if isinstance(value, str) else value
 
 
 def _shown(value) -> str:

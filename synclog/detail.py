@@ -1,62 +1,22 @@
 """What a log detail page shows: the request and the response side by side.
 
 Rows are masked before they are written; everything shown here is masked once
-more on the way out (JSON keys named like secrets, Authorization values, secret
-query parameters), so a row written before a rule existed still shows no secret.
+more on the way out by hub.redaction (JSON keys named like secrets, Authorization
+values, secret query parameters, header lines, URL userinfo), so a row written
+before a rule existed still shows no secret.
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any
 from urllib.parse import urlencode
 
 from django.apps import apps
 from django.urls import NoReverseMatch, reverse
 
-from hub.redaction import (
-    MASK,
-    SECRET_PARAM_NAMES,
-    is_secret_header,
-    redact_headers,
-    redact_query,
-    redact_text,
-    redact_url,
-)
+from hub.redaction import mask, redact_body, redact_headers, redact_query, redact_url
 
 from .filters import INBOUND, OUTBOUND, event_id_of
 from .models import DeliveryAttempt, InboundRequest
-
-
-def is_secret_name(name: str) -> bool:
-    lowered = str(name).lower()
-    return lowered in SECRET_PARAM_NAMES or is_secret_header(lowered)
-
-
-def mask_json(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {
-            key: (MASK if is_secret_name(key) and item not in (None, "") else mask_json(item))
-            for key, item in value.items()
-        }
-    if isinstance(value, list):
-        return [mask_json(item) for item in value]
-    if isinstance(value, str):
-        return redact_text(value)
-    return value
-
-
-def pretty_body(text: str) -> str:
-    """JSON pretty-printed (secret-named keys masked); anything else masked as text."""
-    if not text:
-        return ""
-    try:
-        parsed = json.loads(text)
-    except ValueError:
-        return redact_text(text)
-    if not isinstance(parsed, dict | list):
-        return redact_text(text)
-    return json.dumps(mask_json(parsed), indent=2, ensure_ascii=False)
 
 
 def _admin_url(name: str, *args) -> str:
@@ -108,7 +68,7 @@ def inbound_detail(row: InboundRequest) -> dict:
             ("Endpoint", row.endpoint),
             ("Time", row.created_at),
             ("Customer", customer.customer_id if customer else "—"),
-            ("Note", redact_text(row.note) or "—"),
+            ("Note", mask(row.note) or "—"),
         ],
         "request": {
             "line": f"{row.method} {row.path}" + (f"?{query}" if query else ""),
@@ -119,7 +79,7 @@ def inbound_detail(row: InboundRequest) -> dict:
             ],
             "headers": [],
             "headers_note": "Inbound request headers are not logged; the key shows only as its prefix.",
-            "body": pretty_body(row.request_body),
+            "body": redact_body(row.request_body),
         },
         "response": {
             "line": f"HTTP {row.status}",
@@ -128,7 +88,7 @@ def inbound_detail(row: InboundRequest) -> dict:
                 ("Customers returned", "—" if row.customers_returned is None else row.customers_returned),
             ],
             "headers": [],
-            "body": pretty_body(row.response_body),
+            "body": redact_body(row.response_body),
             "body_note": "Successful lookup answers are not stored (only errors).",  # shown when there is no body
         },
         "links": [(label, url) for label, url in links if url],
@@ -160,7 +120,7 @@ def attempt_detail(row: DeliveryAttempt) -> dict:
             "number": other.number,
             "started_at": other.started_at,
             "status": other.response_status,
-            "error": redact_text(other.error)[:120],
+            "error": mask(other.error)[:120],
             "succeeded": other.succeeded,
             "url": _admin_url("synclog_deliveryattempt_change", other.pk),
             "current": other.pk == row.pk,
@@ -183,17 +143,17 @@ def attempt_detail(row: DeliveryAttempt) -> dict:
             "line": f"{row.method} {redact_url(row.url)}",
             "facts": [],
             "headers": sorted(redact_headers(row.request_headers or {}).items()),
-            "body": pretty_body(row.request_body),
+            "body": redact_body(row.request_body),
         },
         "response": {
             "line": f"HTTP {row.response_status}" if row.response_status else "No answer",
             "facts": [
                 ("Duration", f"{row.duration_ms:.1f} ms"),
-                ("Error", redact_text(row.error) or "—"),
-                ("Note", redact_text(row.note) or "—"),
+                ("Error", mask(row.error) or "—"),
+                ("Note", mask(row.note) or "—"),
             ],
             "headers": sorted(redact_headers(row.response_headers or {}).items()),
-            "body": pretty_body(row.response_body),
+            "body": redact_body(row.response_body),
         },
         "links": [(label, url) for label, url in links if url],
         "siblings": siblings,

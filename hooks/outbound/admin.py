@@ -20,6 +20,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from hub import redaction
 from hub.history import BrandScopedHistoryAdmin
 from hub.tenancy import BrandScopedAdmin, BrandScopedInline
 from synclog.filters import OUTBOUND, CustomerFilter, DateRangeFilter, SourceFilter, for_direction
@@ -30,7 +31,6 @@ from .models import CrmAction, CrmSync, CrmSyncAction, Delivery, DeliveryState, 
 from .rendering import RenderError, render_request
 
 SYNC_SECRETS = ("auth_password", "api_key")
-MASKED_PREVIEW_HEADERS = {"authorization"}
 
 
 class CrmSyncForm(forms.ModelForm):
@@ -112,6 +112,10 @@ class ActionForm(forms.ModelForm):
         self.instance.action = self.action_kind
 
 
+# Shown in place of the plain field when the action is read-only (secrets masked).
+MASKED_ACTION_FIELDS = {"url": "url_masked", "headers": "headers_masked", "body": "body_masked"}
+
+
 def _action_inline(kind: str, title: str, help_text: str):
     form = type(f"{kind.title()}ActionForm", (ActionForm,), {"action_kind": kind})
 
@@ -127,6 +131,28 @@ def _action_inline(kind: str, title: str, help_text: str):
 
         def get_queryset(self, request):
             return super().get_queryset(request).filter(action=kind)
+
+        def get_fields(self, request, obj=None):
+            if self.has_change_permission(request, obj):
+                return self.fields
+            # Read-only (an auditor): a key typed into the URL or headers of an
+            # action saved before that was refused is shown masked.
+            return [MASKED_ACTION_FIELDS.get(name, name) for name in self.fields]
+
+        def get_readonly_fields(self, request, obj=None):
+            return [*super().get_readonly_fields(request, obj), *MASKED_ACTION_FIELDS.values()]
+
+        @admin.display(description="webhook URL")
+        def url_masked(self, obj):
+            return redaction.redact_url(obj.url)
+
+        @admin.display(description="headers")
+        def headers_masked(self, obj):
+            return redaction.mask(obj.headers)
+
+        @admin.display(description="data")
+        def body_masked(self, obj):
+            return redaction.mask(obj.body)
 
         def get_formset(self, request, obj=None, **kwargs):
             kwargs["form"] = form
@@ -365,15 +391,17 @@ class CrmSyncAdmin(DeliveryHealthColumns, BrandScopedHistoryAdmin):
                 }
                 try:
                     rendered = render_request(config, tokens)
-                    shown = {
-                        k: ("********" if k.lower() in MASKED_PREVIEW_HEADERS or k == config.api_key_header else v)
-                        for k, v in rendered.headers.items()
-                    }
-                    if sync.signing_secret:
-                        shown["webhook-signature"] = "(computed when sent)"
-                    shown["Idempotency-Key"] = shown["webhook-id"] = "(a new message id when sent)"
-                    rendered.headers = shown
-                    context["preview"] = services.mask(rendered.as_text(), services._secrets_of(config))
+                    # Headers the engine sets when it sends, shown as placeholders.
+                    engine = {"webhook-signature": "(computed when sent)"} if sync.signing_secret else {}
+                    engine["Idempotency-Key"] = engine["webhook-id"] = "(a new message id when sent)"
+                    context["preview"] = redaction.request_text(
+                        method=rendered.method,
+                        url=rendered.url,
+                        headers=rendered.headers,
+                        body=rendered.body,
+                        secrets=redaction.config_secrets(config),
+                        engine_headers=engine,
+                    )
                 except RenderError as exc:
                     context["error"] = f"The request cannot be built: {exc.reason}"
                 if request.method == "POST" and data.get("confirm") == "send" and "error" not in context:

@@ -22,6 +22,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from hub.models import Brand
+from hub.redaction import mask, redact_url
 from hub.services import brand_update
 
 from .models import SECRET_FIELDS, CrmAction, CrmSync, CrmSyncAction
@@ -52,6 +53,17 @@ class ConfigError(Exception):
 def secret_env_name(brand: Brand, *parts: str) -> str:
     raw = "_".join(("HOOKHUB", brand.slug, *parts))
     return re.sub(r"[^A-Z0-9]+", "_", raw.upper()).strip("_")
+
+
+def exported_value(name: str, value: Any) -> Any:
+    """A plain field as written to the file: a key typed into a URL or a header
+    before that was refused is masked (the file goes to version control); the
+    import then refuses the masked value, pointing to the encrypted field."""
+    if name == "url" and isinstance(value, str):
+        return redact_url(value)
+    if name == "headers" and isinstance(value, str):
+        return mask(value)
+    return value
 
 
 def secret_ref(brand: Brand, value: str, *parts: str) -> dict | None:
@@ -142,7 +154,7 @@ def crm_syncs_export(brand: Brand) -> list[dict]:
         for name in SYNC_SECRETS:
             item[name] = secret_ref(brand, getattr(sync, name), sync.name, name)
         item["actions"] = {
-            action.action: {name: getattr(action, name) for name in ACTION_FIELDS}
+            action.action: {name: exported_value(name, getattr(action, name)) for name in ACTION_FIELDS}
             for action in sorted(sync.actions.all(), key=lambda a: CrmAction.values.index(a.action))
         }
         out.append(item)

@@ -15,6 +15,7 @@ from django.db import models
 
 from hub.crypto import EncryptedTextField
 from hub.models import ConfigHistory
+from hub.redaction import url_secret_problem
 
 
 class Method(models.TextChoices):
@@ -129,14 +130,27 @@ class WebhookRequestConfig(models.Model):
         help_text=f"How long to wait for the receiver, {TIMEOUT_MIN} to {TIMEOUT_MAX} seconds.",
     )
 
+    # Where a secret typed into the URL belongs instead (the save-time refusal says so).
+    url_secrets_hint = (
+        "set the password or token on the CRM sync under Authentication (username and password, bearer token "
+        "or API key header), where it is encrypted and masked in every log."
+    )
+
     class Meta:
         abstract = True
+
+    def url_secret_errors(self) -> dict[str, list[str]]:
+        """A password, token or key typed into the plain URL is refused (hub.redaction)."""
+        problem = url_secret_problem(self.url or "", where_secrets_go=self.url_secrets_hint)
+        return {"url": [problem]} if problem else {}
 
     def clean(self) -> None:
         from .rendering import validate_config
 
         super().clean()
         errors = validate_config(self)
+        for name, messages in self.url_secret_errors().items():
+            errors.setdefault(name, []).extend(messages)
         if errors:
             raise ValidationError(errors)
 

@@ -30,7 +30,8 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
-from hub.redaction import MASK, redact_headers, redact_text, redact_url
+from hub import redaction
+from hub.redaction import redact_headers, redact_url
 
 from . import registry
 from .models import (
@@ -366,17 +367,11 @@ def deliveries_sweep() -> int:
 
 
 def _secrets_of(config: Any) -> list[str]:
-    values = [getattr(config, name, "") or "" for name in ("auth_password", "api_key", "signing_secret")]
-    if getattr(config, "auth_type", "") == "basic":
-        raw = f"{config.auth_username}:{config.auth_password or ''}".encode()
-        values.append(base64.b64encode(raw).decode())
-    return [value for value in values if len(value) >= 4]
+    return redaction.config_secrets(config)
 
 
 def mask(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, MASK)
-    return redact_text(text)
+    return redaction.mask(text, secrets=secrets)
 
 
 def _bounded(text: str) -> str:
@@ -457,11 +452,11 @@ def deliveries_record(*, results: list[SendResult]) -> list[Delivery]:
                     started_at=datetime.fromtimestamp(outcome.started_at, tz=UTC),
                     duration_ms=round(outcome.duration_ms, 2),
                     method=rendered.method if rendered else getattr(config, "method", ""),
-                    url=mask(redact_url(rendered.url), secrets)[:2000] if rendered else "",
-                    request_headers={k: mask(v, secrets) for k, v in redact_headers(outcome.request_headers).items()},
+                    url=redact_url(rendered.url, secrets=secrets)[:2000] if rendered else "",
+                    request_headers=redact_headers(outcome.request_headers, secrets=secrets),
                     request_body=_bounded(mask(rendered.body, secrets)) if rendered else "",
                     response_status=outcome.status,
-                    response_headers=redact_headers(outcome.response_headers),
+                    response_headers=redact_headers(outcome.response_headers, secrets=secrets),
                     response_body=_bounded(mask(outcome.response_body, secrets)),
                     error=mask(outcome.error, secrets)[:2000],
                     note=note[:500],

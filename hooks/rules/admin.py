@@ -7,6 +7,7 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import flatten_fieldsets
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -19,7 +20,7 @@ from hooks.inbound.selectors import inbound_event_get, inbound_events_for_brand
 from hooks.outbound.admin import DeliveryHealthColumns, health_last_html, health_rate_html
 from hooks.outbound.models import SECRET_FIELDS
 from hooks.outbound.selectors import source_health
-from hub import scoping
+from hub import redaction, scoping
 from hub.events import EVENT_TYPES
 from hub.history import BrandScopedHistoryAdmin
 
@@ -27,6 +28,9 @@ from . import services
 from .conditions import ConditionError, conditions_clean
 from .models import EventRule
 from .presets import PRESETS
+
+# Shown in place of the plain field when the page is read-only (secrets masked).
+MASKED_FIELDS = {"url": "url_masked", "headers": "headers_masked", "body": "body_masked"}
 
 
 class ConditionsField(forms.CharField):
@@ -140,7 +144,9 @@ class EventRuleAdmin(DeliveryHealthColumns, BrandScopedHistoryAdmin):
     list_display_links = ["name"]
     list_editable = ["enabled", "order"]
     list_filter = ["enabled", "brand", "method", "body_format"]
-    search_fields = ["name", "url", "description"]
+    # Not the URL: searching it would let an auditor guess a key typed into an
+    # old rule's URL one character at a time, though the page shows it masked.
+    search_fields = ["name", "description"]
     list_select_related = ["brand"]
     actions = ["enable", "disable"]
     change_form_template = "admin/rules/eventrule/change_form.html"
@@ -177,11 +183,30 @@ class EventRuleAdmin(DeliveryHealthColumns, BrandScopedHistoryAdmin):
         fieldsets = super().get_fieldsets(request, obj)
         if obj is None:
             return fieldsets
+        if "stored_secrets" in flatten_fieldsets(fieldsets):
+            # Read-only (an auditor, a history version): a key typed into the URL or
+            # headers of a rule saved before that was refused is shown masked.
+            fieldsets = [
+                (title, {**options, "fields": [MASKED_FIELDS.get(f, f) for f in options["fields"]]})
+                for title, options in fieldsets
+            ]
         return [("Recent deliveries", {"fields": ["delivery_health"]}), *fieldsets]
 
     def get_readonly_fields(self, request, obj=None):
         readonly = list(super().get_readonly_fields(request, obj))
-        return readonly if "delivery_health" in readonly else [*readonly, "delivery_health"]
+        return [*readonly, *(name for name in ("delivery_health", *MASKED_FIELDS.values()) if name not in readonly)]
+
+    @admin.display(description="webhook URL")
+    def url_masked(self, obj):
+        return redaction.redact_url(obj.url)
+
+    @admin.display(description="headers")
+    def headers_masked(self, obj):
+        return redaction.mask(obj.headers)
+
+    @admin.display(description="data")
+    def body_masked(self, obj):
+        return redaction.mask(obj.body)
 
     @admin.display(description="at a glance")
     def delivery_health(self, obj):
@@ -202,7 +227,8 @@ class EventRuleAdmin(DeliveryHealthColumns, BrandScopedHistoryAdmin):
 
     @admin.display(description="webhook", ordering="url")
     def webhook(self, obj):
-        url = obj.url if len(obj.url) <= 60 else obj.url[:57] + "…"
+        shown = redaction.redact_url(obj.url)
+        url = shown if len(shown) <= 60 else shown[:57] + "…"
         return f"{obj.method} {url}"
 
     @admin.display(description="trigger events")

@@ -145,6 +145,10 @@ class EventRule(WebhookRequestConfig):
     created_at = models.DateTimeField("created", auto_now_add=True, help_text="When the rule was added.")
     updated_at = models.DateTimeField("updated", auto_now=True, help_text="The last time the rule was saved.")
     history = ConfigHistory(secret_fields=SECRET_FIELDS, excluded_fields=("updated_at",))
+    url_secrets_hint = (
+        "set it as the rule's API key under Authentication (encrypted, masked in every log) and write "
+        "{{ secrets.api_key }} in the URL where it goes, e.g. ?token={{ secrets.api_key }}."
+    )
 
     class Meta:
         ordering = ["brand__name", "order", "name"]
@@ -159,7 +163,10 @@ class EventRule(WebhookRequestConfig):
         errors: dict[str, list[str]] = {}
         # The shared checks (template syntax, URL, header lines, JSON/XML body),
         # rendered with a rule's tokens rather than the CRM sync's.
-        for name, messages in validate_config(self, sample=SAMPLE_CONTEXT).items():
+        for name, messages in [
+            *validate_config(self, sample=SAMPLE_CONTEXT).items(),
+            *self.url_secret_errors().items(),
+        ]:
             errors.setdefault(name, []).extend(messages)
         try:
             self.conditions = conditions_clean(self.conditions)

@@ -11,7 +11,6 @@ it, or not at all.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,12 +21,12 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from hooks.outbound.configio import SecretResolver, register_config_section, secret_ref
+from hooks.outbound.configio import SecretResolver, exported_value, register_config_section, secret_ref
 from hooks.outbound.models import SECRET_FIELDS
 from hooks.outbound.registry import register_source
+from hub import redaction
 from hub.events import Event, subscribe
 from hub.models import Brand
-from hub.redaction import MASK, redact_headers, redact_url
 
 from .conditions import ConditionError, Evaluation, conditions_clean, evaluate
 from .models import EventRule
@@ -273,21 +272,14 @@ class Preview:
     def request_text(self) -> str:
         """The exact request with secrets masked (auth headers, keys in the URL,
         a Telegram bot token in the path): the admin never shows a secret back."""
-        if self.request is None:
-            return ""
-        text = request_masked_text(self.request)
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            text = text.replace(secret, MASK)
-        return text
+        return "" if self.request is None else request_masked_text(self.request, secrets=self.secrets)
 
 
-_BOT_TOKEN = re.compile(r"/bot[^/]+/")
-
-
-def request_masked_text(request) -> str:
-    url = _BOT_TOKEN.sub(f"/bot{MASK}/", redact_url(request.url))
-    lines = [f"{request.method} {url}"] + [f"{k}: {v}" for k, v in redact_headers(request.headers).items()]
-    return "\n".join(lines) + "\n\n" + request.body
+def request_masked_text(request, *, secrets: list[str] | tuple[str, ...] = ()) -> str:
+    """A rendered request as preview text, masked by hub.redaction."""
+    return redaction.request_text(
+        method=request.method, url=request.url, headers=request.headers, body=request.body, secrets=secrets
+    )
 
 
 def rule_preview(*, rule: EventRule, event_type: str, data: dict[str, Any]) -> Preview:
@@ -297,7 +289,7 @@ def rule_preview(*, rule: EventRule, event_type: str, data: dict[str, Any]) -> P
     context = rule_context(brand_id=rule.brand_id, event_type=event_type, data=data)
     evaluation = rule_matches(rule=rule, context=context)
     preview = Preview(event_type, event_type in (rule.event_types or []), evaluation, context=context)
-    preview.secrets = [value for value in (rule.auth_password, rule.api_key, rule.signing_secret) if value]
+    preview.secrets = redaction.config_secrets(rule)
     try:
         preview.request = render_request(rule, {**context, **secret_tokens(rule)})
     except RenderError as exc:
@@ -338,7 +330,7 @@ def rules_export(brand: Brand) -> list[dict[str, Any]]:
     an empty one null (the file format of docs/config-as-code.md)."""
     exported = []
     for rule in EventRule.objects.filter(brand=brand).order_by("order", "name"):
-        item: dict[str, Any] = {name: getattr(rule, name) for name in EXPORT_FIELDS}
+        item: dict[str, Any] = {name: exported_value(name, getattr(rule, name)) for name in EXPORT_FIELDS}
         for name in SECRET_FIELDS:
             item[name] = secret_ref(brand, getattr(rule, name), "rule", rule.name, name)
         exported.append(item)

@@ -26,7 +26,8 @@ def make_rule(brand, **fields):
         "name": "Rule",
         "event_types": ["conversation.abandoned"],
         "conditions": ['event.queue == "Sales"'],
-        "url": "https://receiver.example/hook?token=abc123",
+        "url": "https://receiver.example/hook?token={{ secrets.api_key }}",  # a key typed in the URL is refused
+        "api_key": "abc123",
         "body": '{"q": "{{ event.queue }}"}',
         "auth_type": "basic",
         "auth_username": "api",
