@@ -61,13 +61,14 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    # Before django_q: its qcluster command (graceful stop, sweeper) replaces django-q2's.
+    "hooks.outbound",
     "django_q",
     "simple_history",
     "hub",
     "customers",
     "synclog",
     "hooks.inbound",
-    "hooks.outbound",
     "hooks.rules",
 ]
 

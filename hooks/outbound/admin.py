@@ -21,9 +21,11 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from hub.tenancy import BrandScopedAdmin, BrandScopedHistoryAdmin, BrandScopedInline
+from synclog import attempts
 from synclog.models import DeliveryAttempt
 
-from . import crm, selectors, services
+from . import crm, selectors
+from .engine import outbox
 from .models import CrmAction, CrmSync, CrmSyncAction, Delivery, DeliveryState, RemoteId
 from .rendering import RenderError, render_request
 
@@ -259,7 +261,7 @@ class CrmSyncAdmin(DeliveryHealthColumns, BrandScopedHistoryAdmin):
             obj.signing_secret = ""
         super().save_model(request, obj, form, change)
         if form.cleaned_data.get("new_signing_secret"):
-            secret = services.crm_sync_set_signing_secret(sync=obj)
+            secret = crm.crm_sync_set_signing_secret(sync=obj)
             messages.warning(
                 request,
                 format_html(
@@ -326,7 +328,7 @@ class CrmSyncAdmin(DeliveryHealthColumns, BrandScopedHistoryAdmin):
         wanted = [int(v) for v in request.POST.getlist("delivery_ids") if v.isdigit()]
         ids = list(selectors.crm_sync_deliveries(sync=sync).filter(pk__in=wanted).values_list("pk", flat=True))
         with transaction.atomic():
-            count = services.deliveries_retry_now(delivery_ids=ids)
+            count = outbox.deliveries_retry_now(delivery_ids=ids)
         messages.success(request, f"{count} deliveries will be retried now.")
         return HttpResponseRedirect(reverse("admin:outbound_crmsync_change", args=[sync.pk]) + "#logs")
 
@@ -358,7 +360,7 @@ class CrmSyncAdmin(DeliveryHealthColumns, BrandScopedHistoryAdmin):
                     setattr(config, name, getattr(sync, name))
                 remote = sync.remote_ids.filter(customer_pk=snapshot["id"]).first()
                 tokens = {
-                    **services.crm_context(event_type=f"customer.{action_kind}d", customer=snapshot),
+                    **crm.crm_context(event_type=f"customer.{action_kind}d", customer=snapshot),
                     "remote_id": remote.remote_id if remote else "",
                 }
                 try:
@@ -371,11 +373,11 @@ class CrmSyncAdmin(DeliveryHealthColumns, BrandScopedHistoryAdmin):
                         shown["webhook-signature"] = "(computed when sent)"
                     shown["Idempotency-Key"] = shown["webhook-id"] = "(a new message id when sent)"
                     rendered.headers = shown
-                    context["preview"] = services.mask(rendered.as_text(), services._secrets_of(config))
+                    context["preview"] = attempts.masked(rendered.as_text(), config=config)
                 except RenderError as exc:
                     context["error"] = f"The request cannot be built: {exc.reason}"
                 if request.method == "POST" and data.get("confirm") == "send" and "error" not in context:
-                    delivery = services.crm_sync_test_delivery(action=action, customer_snapshot=snapshot)
+                    delivery = crm.crm_sync_test_delivery(action=action, customer_snapshot=snapshot)
                     context["delivery"] = delivery
                     context["attempt"] = delivery.attempt_log.order_by("-pk").first()
         return TemplateResponse(request, "admin/outbound/crmsync/send_test.html", context)
@@ -468,7 +470,7 @@ class DeliveryAdmin(BrandScopedAdmin):
         if not request.user.is_superuser:
             queryset = queryset.filter(brand_id__in=admin_brand_ids(request.user))
         with transaction.atomic():
-            count = services.deliveries_retry_now(delivery_ids=list(queryset.values_list("pk", flat=True)))
+            count = outbox.deliveries_retry_now(delivery_ids=list(queryset.values_list("pk", flat=True)))
         messages.success(request, f"{count} deliveries will be retried now.")
 
 

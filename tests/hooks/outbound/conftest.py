@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from hooks.outbound import services
+from hooks.outbound.engine import run
 from hooks.outbound.models import CrmSync, CrmSyncAction, Delivery
 
 CREATE_BODY = (
@@ -58,7 +58,7 @@ def run_all(rounds: int = 10) -> int:
     """Run the engine until nothing is due (what the worker does after each commit)."""
     total = 0
     for _ in range(rounds):
-        sent = services.deliveries_run()
+        sent = run.deliveries_run()
         total += sent
         if not sent:
             break

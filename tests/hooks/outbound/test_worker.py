@@ -27,7 +27,7 @@ from django.utils import timezone
 from werkzeug import Response
 
 from customers.services import customer_delete, customer_update
-from hooks.outbound import services
+from hooks.outbound.engine import run
 from hooks.outbound.models import Delivery
 from synclog.models import DeliveryAttempt
 from tests import factories
@@ -142,7 +142,7 @@ def test_worker_killed_mid_delivery_then_create_update_delete_arrive_in_order(br
 
     # Move the clock past the lease instead of waiting, and let the sweeper find it.
     Delivery.objects.filter(pk=create.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
-    assert services.deliveries_sweep() == 1  # only the create: update and delete wait behind it
+    assert run.deliveries_sweep() == 1  # only the create: update and delete wait behind it
     database.push()
 
     worker = start_worker(database)
