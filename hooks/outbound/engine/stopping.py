@@ -13,9 +13,11 @@ the survivors.
 What Hookhub adds (``hooks/outbound/management/commands/qcluster.py`` and
 :func:`worker_prepare`, run in every worker through django-q2's ``post_spawn``):
 
-* one cluster-wide stop flag, a ``multiprocessing.Event`` made by the qcluster
-  process before it forks the cluster and set by its SIGTERM/SIGINT handler;
-  every worker inherits it;
+* one cluster-wide stop flag in shared memory, made by the qcluster process
+  before it forks the cluster and set by its SIGTERM/SIGINT handler; every
+  worker inherits it. It is a lock-free value, not a ``multiprocessing.Event``:
+  setting an Event waits for every process sleeping on it, and one that died
+  meanwhile (a group-wide SIGTERM) would block the stop forever;
 * in each worker, SIGTERM sets a local flag instead of killing it; an idle
   worker exits at once, a busy one when its task returns;
 * the delivery task checks the flag before each delivery: it finishes the
@@ -29,6 +31,7 @@ What Hookhub adds (``hooks/outbound/management/commands/qcluster.py`` and
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
 import os
@@ -37,13 +40,13 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from multiprocessing.synchronize import Event
+from typing import Any
 
 from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
-_cluster_stop: Event | None = None  # made by the qcluster process, inherited by the cluster it forks
+_cluster_stop: Any = None  # a shared c_bool made by the qcluster process, inherited by the cluster it forks
 _signalled = False  # this process received SIGTERM itself
 _busy = False  # this worker is running one of the engine's tasks
 
@@ -55,18 +58,18 @@ def grace_seconds() -> float:
 def cluster_prepare() -> None:
     """In the qcluster process, before the cluster forks: the shared stop flag."""
     global _cluster_stop
-    _cluster_stop = multiprocessing.get_context("fork").Event()
+    _cluster_stop = multiprocessing.get_context("fork").RawValue(ctypes.c_bool, False)
 
 
 def cluster_stop() -> None:
     """In the qcluster process, on SIGTERM/SIGINT: every worker of the cluster stops."""
     if _cluster_stop is not None:
-        _cluster_stop.set()
+        _cluster_stop.value = True
 
 
 def requested() -> bool:
     """True once this worker or its cluster is asked to stop."""
-    return _signalled or (_cluster_stop is not None and _cluster_stop.is_set())
+    return _signalled or (_cluster_stop is not None and bool(_cluster_stop.value))
 
 
 def worker_prepare(**kwargs: object) -> None:
@@ -84,10 +87,7 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 def _exit_after_grace() -> None:
     while not requested():
-        if _cluster_stop is not None:
-            _cluster_stop.wait(0.5)
-        else:
-            time.sleep(0.5)
+        time.sleep(0.25)
     time.sleep(grace_seconds())
     logger.warning("Worker %s still busy %s s after the stop began; exiting anyway", os.getpid(), grace_seconds())
     os._exit(1)

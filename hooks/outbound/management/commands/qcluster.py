@@ -32,7 +32,7 @@ class Command(Q2Command):
         cluster = Cluster()
         running: list[sweeper.Sweeper] = []
 
-        def on_stop(signum, frame):
+        def on_stop(signum: int, frame: object) -> None:
             stopping.cluster_stop()
             for thread in running:
                 thread.stop()
