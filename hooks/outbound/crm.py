@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import json
 import threading
-import uuid
 from typing import Any
 
 from django.db import transaction
@@ -31,7 +30,7 @@ from django.db.models.signals import post_delete, post_save
 from hub.events import Event
 
 from . import registry
-from .engine import attempt, claim, clock, outbox
+from .engine import attempt, claim, outbox
 from .models import CRM_EVENT_ACTIONS, CrmAction, CrmSync, CrmSyncAction, Delivery, DeliveryState, RemoteId
 
 SOURCE_KIND = "crm_action"
@@ -275,19 +274,17 @@ def crm_sync_test_delivery(*, action: CrmSyncAction, customer_snapshot: dict) ->
     event_type = event_types[action.action]
     context = crm_context(event_type=event_type, customer=customer_snapshot)
     context["test"] = True
-    with transaction.atomic():
-        delivery = Delivery.objects.create(
-            brand_id=action.sync.brand_id,
-            source_kind="crm_action",
-            source_id=action.pk,
-            source_name=f"{action.sync.name} — {action.get_action_display()} (test)",
-            event_type="test",
-            customer_id=customer_snapshot.get("id"),
-            message_id=f"msg_{uuid.uuid4().hex}",
-            context=context,
-            next_attempt_at=clock.now(),
-            deadline=clock.now(),
-        )
+    delivery = outbox.delivery_build(
+        brand_id=action.sync.brand_id,
+        source_kind=SOURCE_KIND,
+        source_id=action.pk,
+        source_name=f"{action.sync.name} — {action.get_action_display()} (test)",
+        event_type="test",
+        context=context,
+        customer_id=customer_snapshot.get("id"),
+    )
+    delivery.deadline = delivery.next_attempt_at  # one attempt, never retried
+    delivery.save(force_insert=True)
     claimed = claim.delivery_claim(delivery_id=delivery.pk)
     if claimed is not None:
         attempt.delivery_attempt(delivery=claimed)

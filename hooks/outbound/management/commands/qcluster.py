@@ -24,10 +24,10 @@ EXIT_MARGIN_SECONDS = 2  # after the workers' grace: the Sentinel saves results 
 class Command(Q2Command):
     help = "Starts a django-q2 cluster that stops gracefully on SIGTERM and sweeps due deliveries every second."
 
-    def handle(self, *args, **options):
+    def handle(self, *args: object, **options: object) -> None:
         settings.SECRET_KEY  # noqa: B018 - as django-q2: refuse to start without the signing key
         if options.get("cluster_name"):
-            os.environ["Q_CLUSTER_NAME"] = options["cluster_name"]
+            os.environ["Q_CLUSTER_NAME"] = str(options["cluster_name"])
         stopping.cluster_prepare()  # before the cluster forks: every worker inherits the flag
         cluster = Cluster()
         running: list[sweeper.Sweeper] = []
