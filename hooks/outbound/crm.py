@@ -30,7 +30,7 @@ from django.db.models.signals import post_delete, post_save
 from hub.events import Event
 
 from . import registry
-from .engine import attempt, claim, outbox
+from .engine import attempt, claim, clock, outbox
 from .models import CRM_EVENT_ACTIONS, CrmAction, CrmSync, CrmSyncAction, Delivery, DeliveryState, RemoteId
 
 SOURCE_KIND = "crm_action"
@@ -283,7 +283,7 @@ def crm_sync_test_delivery(*, action: CrmSyncAction, customer_snapshot: dict) ->
         context=context,
         customer_id=customer_snapshot.get("id"),
     )
-    delivery.deadline = delivery.next_attempt_at  # one attempt, never retried
+    delivery.deadline = delivery.next_attempt_at = clock.now()  # one attempt, never retried
     delivery.save(force_insert=True)
     claimed = claim.delivery_claim(delivery_id=delivery.pk)
     if claimed is not None:
