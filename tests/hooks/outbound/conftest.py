@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django_q.brokers import get_broker
 
 from hooks.outbound.engine import run
 from hooks.outbound.models import CrmSync, CrmSyncAction, Delivery
@@ -63,6 +64,16 @@ def run_all(rounds: int = 10) -> int:
         if not sent:
             break
     return total
+
+
+def queued() -> int:
+    """Tasks waiting in the broker: the ORM broker's table, or the Redis list when REDIS_URL is set."""
+    return get_broker().queue_size()
+
+
+def queue_purge() -> None:
+    """Forget every queued task (as a lost broker would; also: Redis outlives a test's rollback)."""
+    get_broker().purge_queue()
 
 
 def body_of(request) -> dict:

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import transaction
-from django_q.models import OrmQ, Schedule
+from django_q.models import Schedule
 from werkzeug import Response
 
 from customers.services import customer_delete, customer_update
@@ -19,7 +19,7 @@ from hooks.outbound.models import CrmSyncAction, Delivery, RemoteId
 from synclog.models import DeliveryAttempt
 from tests import factories
 
-from .conftest import body_of, deliveries, make_sync, run_all
+from .conftest import body_of, deliveries, make_sync, queue_purge, queued, run_all
 
 pytestmark = pytest.mark.django_db
 
@@ -237,9 +237,9 @@ def test_worker_killed_mid_delivery_leads_to_exactly_one_more_attempt(brand, htt
     assert run_all() == 0
     assert run.deliveries_sweep() == 0
     clock.advance(seconds=61)
-    OrmQ.objects.all().delete()
+    queue_purge()
     assert run.deliveries_sweep() == 1
-    assert OrmQ.objects.count() == 1
+    assert queued() == 1
     assert run_all() == 1
     assert run_all() == 0
     delivery.refresh_from_db()
@@ -257,11 +257,11 @@ def test_outbox_rolls_back_with_the_change_and_enqueues_one_task_per_commit(
         factories.customer(brand)
         raise RuntimeError("the change fails")
     assert not Delivery.objects.exists()
-    OrmQ.objects.all().delete()
+    queue_purge()
     with django_capture_on_commit_callbacks(execute=True):
         factories.customer(brand)
     assert Delivery.objects.count() == 2
-    assert OrmQ.objects.count() == 1  # both deliveries in one task
+    assert queued() == 1  # both deliveries in one task
 
 
 def test_disabled_syncs_and_actions_create_nothing_and_pending_ones_become_obsolete(brand, receiver_url, clock):
@@ -311,15 +311,15 @@ def test_sweeper_leaves_fresh_first_attempts_to_their_task_and_enqueues_due_retr
     httpserver.expect_request("/people").respond_with_data("no", status=500)
     make_sync(brand, receiver_url)
     factories.customer(brand)
-    OrmQ.objects.all().delete()
+    queue_purge()
     assert run.deliveries_sweep() == 0  # its on-commit task will send it
     clock.advance(seconds=61)
     assert run.deliveries_sweep() == 1  # that task was lost
     run_all()
     clock.advance(minutes=30)
-    OrmQ.objects.all().delete()
+    queue_purge()
     assert run.deliveries_sweep() == 1
-    assert OrmQ.objects.count() == 1
+    assert queued() == 1
 
 
 def test_retry_now_gives_a_failed_delivery_a_fresh_window(brand, httpserver, receiver_url, clock, settings):
@@ -374,15 +374,15 @@ def test_a_lease_shorter_than_one_request_never_spins(brand, httpserver, receive
     make_sync(brand, receiver_url)
     for _ in range(3):
         factories.customer(brand)
-    OrmQ.objects.all().delete()
+    queue_purge()
     tasks = 1
     for _ in range(20):  # run every task the engine asks for, as the workers would
         run.deliveries_run(budget_seconds=5)
-        queued = OrmQ.objects.count()
-        OrmQ.objects.all().delete()
-        if not queued:
+        asked = queued()
+        queue_purge()
+        if not asked:
             break
-        tasks += queued
+        tasks += asked
     assert [d.state for d in deliveries()] == ["delivered"] * 3
     assert len(httpserver.log) == 3
     assert tasks <= 3

@@ -13,25 +13,26 @@ from django.core.checks import run_checks
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.utils import timezone
-from django_q.brokers import get_broker
 from werkzeug import Response
 
 from hooks.outbound.engine import claim, outbox, run, state, stopping
 from hooks.outbound.models import Delivery, DeliveryState
 from tests import factories
 
-from .conftest import deliveries, make_sync
+from .conftest import deliveries, make_sync, queue_purge, queued
 
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def empty_broker():
+    queue_purge()
+    yield
+    queue_purge()
+
+
 def due(brand) -> Delivery:
     return factories.delivery(brand, state="pending", next_attempt_at=timezone.now())
-
-
-def queued() -> int:
-    """Tasks waiting in the broker (the ORM broker's table, or the Redis list when REDIS_URL is set)."""
-    return get_broker().queue_size()
 
 
 def hookhub_errors() -> list[str]:
@@ -118,7 +119,7 @@ def test_a_stop_asked_during_a_request_finishes_it_and_gives_the_rest_back(
     make_sync(brand, receiver_url)
     for _ in range(4):
         factories.customer(brand)
-    get_broker().purge_queue()
+    queue_purge()
 
     assert run.deliveries_run() == 1
     assert len(httpserver.log) == 1
@@ -136,7 +137,7 @@ def test_the_wake_up_asks_for_one_task_however_many_clusters_poll(brand):
     assert run.deliveries_wake() is False  # nothing due: no task, no write
     assert queued() == 0
     due(brand)
-    get_broker().purge_queue()
+    queue_purge()
     outbox.delivery_task_started()
     for _ in range(10):  # ten clusters' sweepers in the same second
         assert run.deliveries_wake() is True
