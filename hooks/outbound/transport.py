@@ -1,7 +1,8 @@
 """Sending one rendered request: SSRF guard, signing, bounded response.
 
 * SSRF guard at send time (not only at save time, so DNS rebinding cannot slip
-  through): the host is resolved, every address must be public (not private,
+  through): the host is resolved, every address must be public
+  (``hub.net.address_problem``, shared with the save-time check: not private,
   loopback, link-local, multicast, reserved, unspecified, shared/CGNAT or a
   cloud-metadata address), and the connection goes to the checked address
   (the Host header and TLS SNI keep the name), unless
