@@ -172,7 +172,8 @@ def main() -> None:
         from django.db.models import Count
 
         from customers.services import customer_create, customer_update
-        from hooks.outbound import services
+        from hooks.outbound import crm
+        from hooks.outbound.engine import outbox
         from hooks.outbound.models import CrmSync, CrmSyncAction, Delivery
         from hub.models import Brand
 
@@ -201,10 +202,10 @@ def main() -> None:
         sample_body = json.dumps(person).encode()
 
         def make(i: int):
-            context = services.crm_context(
+            context = crm.crm_context(
                 event_type="customer.updated", customer={**person, "id": i, "customer_id": f"C{i:07d}"}
             )
-            return services.delivery_create(
+            return outbox.delivery_create(
                 brand_id=brand.pk,
                 source_kind="crm_action",
                 source_id=action.pk,
@@ -212,7 +213,7 @@ def main() -> None:
                 event_type="customer.updated",
                 context=context,
                 customer_id=i,
-                order_key=services.crm_order_key(sync.pk, i),
+                order_key=crm.crm_order_key(sync.pk, i),
             )
 
         results: dict = {"deliveries": args.deliveries, "workers": args.workers}

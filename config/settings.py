@@ -57,13 +57,14 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    # Before django_q: its qcluster command (graceful stop, sweeper) replaces django-q2's.
+    "hooks.outbound",
     "django_q",
     "simple_history",
     "hub",
     "customers",
     "synclog",
     "hooks.inbound",
-    "hooks.outbound",
     "hooks.rules",
     "demo",  # `manage.py demo`: above every app, imported by none
 ]
@@ -199,7 +200,13 @@ HUB_RETRY_WINDOW_SECONDS = env.int("HUB_RETRY_WINDOW_SECONDS", default=24 * 60 *
 # A receiver's Retry-After (429 / 503) is honoured up to this many seconds.
 HUB_RETRY_AFTER_MAX_SECONDS = env.int("HUB_RETRY_AFTER_MAX_SECONDS", default=6 * 60 * 60)
 # A worker holds a claimed delivery this long; after that the sweep hands it to another.
+# Must be above the longest webhook timeout (30 s) plus 5 s: `manage.py check` refuses less.
 HUB_DELIVERY_LEASE_SECONDS = env.int("HUB_DELIVERY_LEASE_SECONDS", default=60)
+# Each qcluster process checks this often for due deliveries (retries, expired leases,
+# tasks a broker lost) and asks for a task; 0 leaves it to the minute schedule.
+HUB_SWEEP_INTERVAL_SECONDS = env.float("HUB_SWEEP_INTERVAL_SECONDS", default=1.0)
+# After SIGTERM a worker finishes its current request; one still busy after this exits anyway.
+HUB_WORKER_STOP_GRACE_SECONDS = env.float("HUB_WORKER_STOP_GRACE_SECONDS", default=7.0)
 # Largest output an admin-authored template (URL, headers, body) may render to.
 HUB_TEMPLATE_MAX_OUTPUT_BYTES = env.int("HUB_TEMPLATE_MAX_OUTPUT_BYTES", default=256 * 1024)
 # CPU time one render of an outbound template may use (hub.templating); the

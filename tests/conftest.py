@@ -49,8 +49,8 @@ class Clock:
 
 @pytest.fixture
 def clock(monkeypatch):
-    from hooks.outbound import services
+    from hooks.outbound.engine import clock as engine_clock
 
     clock = Clock()
-    monkeypatch.setattr(services, "now", clock)
+    monkeypatch.setattr(engine_clock, "now", clock)
     return clock

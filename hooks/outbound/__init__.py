@@ -23,7 +23,7 @@ Stable interface (other apps build on it; see docs/outbound-webhooks.md):
     ``prepare`` needs for a claimed batch at once (``registry.memo_put``).
     Register in your AppConfig.ready().
 
-``hooks.outbound.services.delivery_create(*, brand_id, source_kind, source_id, source_name,
+``hooks.outbound.engine.outbox.delivery_create(*, brand_id, source_kind, source_id, source_name,
 event_type, context, customer_id=None, order_key="") -> Delivery``
     Call inside the transaction of the change (outbox); a django-q2 task is
     enqueued on commit. ``context`` is the token snapshot (JSON-serializable).

@@ -26,7 +26,8 @@ from hub.tenancy import BrandScopedAdmin, BrandScopedInline
 from synclog.filters import OUTBOUND, CustomerFilter, DateRangeFilter, SourceFilter, for_direction
 from synclog.models import DeliveryAttempt
 
-from . import crm, selectors, services
+from . import crm, selectors
+from .engine import outbox
 from .models import CrmAction, CrmSync, CrmSyncAction, Delivery, DeliveryState, RemoteId
 from .rendering import RenderError, render_request
 
@@ -287,7 +288,7 @@ class CrmSyncAdmin(DeliveryHealthColumns, BrandScopedHistoryAdmin):
             obj.signing_secret = ""
         super().save_model(request, obj, form, change)
         if form.cleaned_data.get("new_signing_secret"):
-            secret = services.crm_sync_set_signing_secret(sync=obj)
+            secret = crm.crm_sync_set_signing_secret(sync=obj)
             messages.warning(
                 request,
                 format_html(
@@ -354,7 +355,7 @@ class CrmSyncAdmin(DeliveryHealthColumns, BrandScopedHistoryAdmin):
         wanted = [int(v) for v in request.POST.getlist("delivery_ids") if v.isdigit()]
         ids = list(selectors.crm_sync_deliveries(sync=sync).filter(pk__in=wanted).values_list("pk", flat=True))
         with transaction.atomic():
-            count = services.deliveries_retry_now(delivery_ids=ids)
+            count = outbox.deliveries_retry_now(delivery_ids=ids)
         messages.success(request, f"{count} deliveries will be retried now.")
         return HttpResponseRedirect(reverse("admin:outbound_crmsync_change", args=[sync.pk]) + "#logs")
 
@@ -386,7 +387,7 @@ class CrmSyncAdmin(DeliveryHealthColumns, BrandScopedHistoryAdmin):
                     setattr(config, name, getattr(sync, name))
                 remote = sync.remote_ids.filter(customer_pk=snapshot["id"]).first()
                 tokens = {
-                    **services.crm_context(event_type=f"customer.{action_kind}d", customer=snapshot),
+                    **crm.crm_context(event_type=f"customer.{action_kind}d", customer=snapshot),
                     "remote_id": remote.remote_id if remote else "",
                 }
                 try:
@@ -405,7 +406,7 @@ class CrmSyncAdmin(DeliveryHealthColumns, BrandScopedHistoryAdmin):
                 except RenderError as exc:
                     context["error"] = f"The request cannot be built: {exc.reason}"
                 if request.method == "POST" and data.get("confirm") == "send" and "error" not in context:
-                    delivery = services.crm_sync_test_delivery(action=action, customer_snapshot=snapshot)
+                    delivery = crm.crm_sync_test_delivery(action=action, customer_snapshot=snapshot)
                     context["delivery"] = delivery
                     context["attempt"] = delivery.attempt_log.order_by("-pk").first()
         return TemplateResponse(request, "admin/outbound/crmsync/send_test.html", context)
@@ -522,7 +523,7 @@ class DeliveryAdmin(BrandScopedAdmin):
     def retry_now(self, request, queryset):
         # queryset: only deliveries of brands the user administers (BrandScopedAdmin.get_action).
         with transaction.atomic():
-            count = services.deliveries_retry_now(delivery_ids=list(queryset.values_list("pk", flat=True)))
+            count = outbox.deliveries_retry_now(delivery_ids=list(queryset.values_list("pk", flat=True)))
         messages.success(request, f"{count} deliveries will be retried now.")
 
 

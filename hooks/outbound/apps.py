@@ -5,7 +5,8 @@ SWEEP_SCHEDULE_NAME = "hookhub: outbound delivery sweeper"
 
 
 def ensure_sweep_schedule(sender, **kwargs) -> None:
-    """The every-minute sweeper, created idempotently after migrate (never at import)."""
+    """The every-minute sweep (a safety net behind each cluster's sweeper thread),
+    created idempotently after migrate (never at import)."""
     from django_q.models import Schedule
 
     Schedule.objects.update_or_create(
@@ -25,7 +26,11 @@ class OutboundConfig(AppConfig):
     verbose_name = "Outbound webhooks"
 
     def ready(self) -> None:
-        from . import crm
+        from django_q.signals import post_spawn
+
+        from . import checks, crm  # noqa: F401 - checks registers the system check
+        from .engine import stopping
 
         crm.register()
         post_migrate.connect(ensure_sweep_schedule, sender=self, dispatch_uid="outbound-sweep-schedule")
+        post_spawn.connect(stopping.worker_prepare, dispatch_uid="outbound-worker-graceful-stop")

@@ -284,7 +284,7 @@ def _literal_host_problem(url: str) -> str | None:
     send-time guard in transport.py checks every resolved address again)."""
     import ipaddress
 
-    from .transport import address_problem
+    from hub.net import address_problem
 
     if settings.HUB_ALLOW_PRIVATE_DESTINATIONS or "{" in url.split("/")[2]:
         return None

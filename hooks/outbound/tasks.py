@@ -1,14 +1,26 @@
-"""django-q2 entry points (thin: they call services and never raise for HTTP failures)."""
+"""django-q2 entry points (thin: they call the engine and never raise for HTTP failures).
+
+The task names (``hooks.outbound.tasks.deliver`` / ``.sweep``) are stored in
+queued tasks and in the sweep Schedule: keep them stable.
+"""
 
 from __future__ import annotations
 
-from . import services
+from .engine import outbox, run, stopping
 
 
 def deliver(ids: list[int]) -> int:
-    services.delivery_task_started()
-    return services.deliveries_run(ids=list(ids))
+    with stopping.engine_task():
+        if stopping.requested():
+            # This worker is stopping: hand the ids to another worker without sending.
+            outbox.deliveries_enqueue(ids=list(ids), force=True)
+            return 0
+        outbox.delivery_task_started()
+        return run.deliveries_run(ids=list(ids))
 
 
 def sweep() -> int:
-    return services.deliveries_sweep()
+    with stopping.engine_task():
+        if stopping.requested():
+            return 0
+        return run.deliveries_sweep()

@@ -1,7 +1,8 @@
 """Sending one rendered request: SSRF guard, signing, bounded response.
 
 * SSRF guard at send time (not only at save time, so DNS rebinding cannot slip
-  through): the host is resolved, every address must be public (not private,
+  through): the host is resolved, every address must be public
+  (``hub.net.address_problem``, shared with the save-time check: not private,
   loopback, link-local, multicast, reserved, unspecified, shared/CGNAT or a
   cloud-metadata address), and the connection goes to the checked address
   (the Host header and TLS SNI keep the name), unless
@@ -31,45 +32,16 @@ from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 from standardwebhooks.webhooks import Webhook
 
+from hub.net import address_problem
+
 from .rendering import RenderedRequest
 
 BODY_LIMIT = 32 * 1024
 USER_AGENT = "Hookhub-Webhooks/1.0"
-METADATA_ADDRESSES = {
-    ipaddress.ip_address("169.254.169.254"),  # AWS, GCP, Azure, OpenStack
-    ipaddress.ip_address("169.254.170.2"),  # AWS ECS task metadata
-    ipaddress.ip_address("100.100.100.200"),  # Alibaba Cloud
-    ipaddress.ip_address("fd00:ec2::254"),  # AWS IPv6
-}
-SHARED_NETWORK = ipaddress.ip_network("100.64.0.0/10")
 
 
 class DestinationRefused(requests.RequestException):
     """The SSRF guard refused the destination; the message says why."""
-
-
-def address_problem(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
-    """Why this address may not be called, or None when it is a public address."""
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if ip in METADATA_ADDRESSES:
-        return "a cloud metadata address"
-    checks = (
-        ("is_loopback", "a loopback address"),
-        ("is_link_local", "a link-local address"),
-        ("is_multicast", "a multicast address"),
-        ("is_unspecified", "an unspecified address"),
-        ("is_reserved", "a reserved address"),
-        ("is_private", "a private address"),
-    )
-    for attribute, words in checks:
-        if getattr(ip, attribute):
-            return words
-    if ip.version == 4 and ip in SHARED_NETWORK:
-        return "a shared (carrier-grade NAT) address"
-    if not ip.is_global:
-        return "not a public address"
-    return None
 
 
 def resolve_checked(host: str, port: int) -> str:

@@ -4,7 +4,7 @@ EddyDesk "Webhooks": on an event, when the rule's conditions hold, a webhook
 is sent (GET/POST/PUT/PATCH/DELETE; JSON, XML or form body built from tags).
 The dispatcher subscribes to every hub event (``hub.events.subscribe``) and,
 inside the emitting transaction, creates one Delivery per matching enabled
-rule on the shared engine (``hooks.outbound.services.delivery_create``), in
+rule on the shared engine (``hooks.outbound.engine.outbox.delivery_create``), in
 rule order. The delivery commits (and is enqueued) with the change that caused
 it, or not at all.
 """
@@ -163,7 +163,7 @@ def rule_matches(*, rule: EventRule, context: dict[str, Any]) -> Evaluation:
 def rules_dispatch(event: Event) -> list[int]:
     """Every hub event: for each enabled rule of the brand that triggers on it
     and whose conditions hold, create a delivery (same transaction)."""
-    from hooks.outbound.services import delivery_create
+    from hooks.outbound.engine.outbox import delivery_create
 
     rules = _rules_for(event.brand_id, event.event_type)
     if not rules:

@@ -444,7 +444,7 @@ def test_crm_syncs_cached_inside_one_atomic_block_follow_saves_and_savepoint_rol
     action, and by the rollback of a savepoint in which a sync was created."""
     from django.db import transaction
 
-    from hooks.outbound.services import crm_actions_for
+    from hooks.outbound.crm import crm_actions_for
 
     with transaction.atomic():
         assert crm_actions_for(brand_id=brand.pk) == []

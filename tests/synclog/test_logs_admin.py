@@ -424,7 +424,7 @@ def test_customer_page_links_land_on_its_logs(client, auditor, seeded, brand):
 
 
 def test_a_bearer_token_sent_by_a_real_delivery_never_reaches_the_logs(client, brand, httpserver, clock):
-    from hooks.outbound import services
+    from hooks.outbound.engine import run
     from hooks.outbound.models import CrmSync, CrmSyncAction
 
     httpserver.expect_request("/people", method="POST").respond_with_json({"id": "R-1"}, status=201)
@@ -440,7 +440,7 @@ def test_a_bearer_token_sent_by_a_real_delivery_never_reaches_the_logs(client, b
         timeout_seconds=2,
     )
     factories.customer(brand, customer_id="K-9", first_name="Ann", last_name="Lee")
-    services.deliveries_run()
+    run.deliveries_run()
     ((sent, _),) = httpserver.log
     assert sent.headers["Authorization"] == "Bearer tok-live-4242"  # it really went out with the token
     attempt = DeliveryAttempt.objects.get()

@@ -20,8 +20,8 @@ from django.utils import timezone
 
 from customers.models import Customer
 from customers.services import activity_record, customer_create
+from hooks.outbound.crm import crm_sync_set_signing_secret
 from hooks.outbound.models import CrmSync, CrmSyncAction
-from hooks.outbound.services import crm_sync_set_signing_secret
 from hooks.rules.models import EventRule
 from hooks.rules.services import rule_create, rule_create_from_preset
 from hub.models import Brand, Credential, Membership, Role

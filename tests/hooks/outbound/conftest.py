@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from django_q.brokers import get_broker
 
-from hooks.outbound import services
+from hooks.outbound.engine import run
 from hooks.outbound.models import CrmSync, CrmSyncAction, Delivery
 
 CREATE_BODY = (
@@ -58,11 +59,21 @@ def run_all(rounds: int = 10) -> int:
     """Run the engine until nothing is due (what the worker does after each commit)."""
     total = 0
     for _ in range(rounds):
-        sent = services.deliveries_run()
+        sent = run.deliveries_run()
         total += sent
         if not sent:
             break
     return total
+
+
+def queued() -> int:
+    """Tasks waiting in the broker: the ORM broker's table, or the Redis list when REDIS_URL is set."""
+    return get_broker().queue_size()
+
+
+def queue_purge() -> None:
+    """Forget every queued task (as a lost broker would; also: Redis outlives a test's rollback)."""
+    get_broker().purge_queue()
 
 
 def body_of(request) -> dict:

@@ -9,9 +9,9 @@ from urllib.parse import parse_qs
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from hooks.outbound import services
+from hooks.outbound import crm
 from hooks.outbound.models import CrmSyncAction, Delivery
-from hooks.outbound.transport import address_problem
+from hub.net import address_problem
 from hub.redaction import MASK
 from synclog.models import DeliveryAttempt
 from tests import factories
@@ -168,7 +168,7 @@ def test_api_key_and_bearer_authentication(brand, httpserver, receiver_url, cloc
 def test_signature_is_verified_by_the_standardwebhooks_library(brand, httpserver, receiver_url, clock):
     httpserver.expect_request("/people").respond_with_data("ok")
     sync = make_sync(brand, receiver_url)
-    secret = services.crm_sync_set_signing_secret(sync=sync)
+    secret = crm.crm_sync_set_signing_secret(sync=sync)
     assert secret.startswith("whsec_")
     factories.customer(brand, first_name="Signed")
     run_all()

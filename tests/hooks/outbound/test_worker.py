@@ -27,7 +27,7 @@ from django.utils import timezone
 from werkzeug import Response
 
 from customers.services import customer_delete, customer_update
-from hooks.outbound import services
+from hooks.outbound.engine import run
 from hooks.outbound.models import Delivery
 from synclog.models import DeliveryAttempt
 from tests import factories
@@ -67,18 +67,22 @@ class SharedDatabase:
                 source.backup(connection.connection)
 
 
-def start_worker(database: SharedDatabase) -> subprocess.Popen:
-    env = {
+def start_worker(
+    database: SharedDatabase, *, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+) -> subprocess.Popen:
+    """``manage.py qcluster`` in its own process group (``env`` adds settings)."""
+    environment = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings_test",
         "DATABASE_URL": database.url(),
         "Q_WORKERS": "2",
         "LOG_LEVEL": "WARNING",
+        **(env or {}),
     }
     return subprocess.Popen(
-        [sys.executable, "manage.py", "qcluster"],
+        [sys.executable, "manage.py", "qcluster", *args],
         cwd=ROOT,
-        env=env,
+        env=environment,
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -86,8 +90,11 @@ def start_worker(database: SharedDatabase) -> subprocess.Popen:
 
 
 def kill(process: subprocess.Popen) -> None:
-    if process.poll() is None:
+    """SIGKILL the worker's whole process group (workers its Sentinel left behind too)."""
+    try:
         os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
     process.wait(timeout=10)
 
 
@@ -142,7 +149,7 @@ def test_worker_killed_mid_delivery_then_create_update_delete_arrive_in_order(br
 
     # Move the clock past the lease instead of waiting, and let the sweeper find it.
     Delivery.objects.filter(pk=create.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
-    assert services.deliveries_sweep() == 1  # only the create: update and delete wait behind it
+    assert run.deliveries_sweep() == 1  # only the create: update and delete wait behind it
     database.push()
 
     worker = start_worker(database)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from hooks.outbound import services as outbound
+from hooks.outbound.engine import run as outbound_run
 from hooks.outbound.models import Delivery
 from tests.factories import credential, customer
 
@@ -58,7 +58,7 @@ def run_all(rounds: int = 10) -> int:
     """Run the engine until nothing is due (what the worker does after each commit)."""
     total = 0
     for _ in range(rounds):
-        sent = outbound.deliveries_run()
+        sent = outbound_run.deliveries_run()
         total += sent
         if not sent:
             break

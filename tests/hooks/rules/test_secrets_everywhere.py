@@ -29,7 +29,7 @@ from django.urls import reverse
 from werkzeug import Response
 
 from hooks.inbound.models import InboundEvent
-from hooks.outbound import services as outbound
+from hooks.outbound import crm
 from hooks.outbound.models import CrmSync, CrmSyncAction, Delivery
 from hooks.rules.models import EventRule
 from hooks.rules.services import rule_create
@@ -144,7 +144,7 @@ def sent(brand, maria, post_event, httpserver, settings):
     CrmSyncAction.objects.create(
         sync=sync, action="create", enabled=True, method="POST", url=base + "/people", body='{"n": "{{ person.name }}"}'
     )
-    outbound.crm_sync_set_signing_secret(sync=sync)
+    crm.crm_sync_set_signing_secret(sync=sync)
     customer(brand, first_name="Jo", last_name="Created")  # the CRM sync's create webhook
     post_event("servicehooks/abandoned-conversation", {"customerPhoneNumber": "+31612345678", "queue": "Sales"})
     run_all()
