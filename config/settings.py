@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "hooks.inbound",
     "hooks.outbound",
     "hooks.rules",
+    "hooks.sources",
 ]
 
 MIDDLEWARE = [

@@ -77,6 +77,14 @@ class BrandAdmin(MembershipFormsetMixin, BrandScopedHistoryAdmin):
                 "e.g. {{ customer.customer_id }}, {{ customer.first_name }}, {{ customer.email }}.",
             },
         ),
+        (
+            "Lookup chain",
+            {
+                "fields": ["lookup_budget_ms", "lookup_parallel", "lookup_priority_window_ms"],
+                "description": "When the hub does not know a caller, the brand's lookup sources are asked "
+                "(Lookup sources in the menu; docs/lookup-sources.md).",
+            },
+        ),
     ]
 
     def has_add_permission(self, request, obj=None):

@@ -37,6 +37,8 @@ from rest_framework.views import APIView
 
 from customers.normalize import InvalidAddress, normalize_phone
 from customers.selectors import M8COM_COLUMNS, m8com_contact_by_phones
+from hooks.sources.services import lookup_upstream
+from hooks.sources.tags import key_for
 from hub.models import Brand, Integration
 
 from .common import InboundCall, error_response, json_response
@@ -208,6 +210,16 @@ def m8com_lookup(request, brand_slug: str):
                 cached = (m8com_contact_body(brand, row), row[0], f"matched {name}")
             lookup_cache.set(key, cached)
         body, customer_pk, note = cached
+        if body is None and (
+            upstream := lookup_upstream(
+                brand=brand, keys=[key_for("telephone", n) for _, n in numbers if n], started=call.started
+            )
+        ):
+            body, customer_pk, note = (
+                m8com_contact_body(brand, upstream.m8com_row()),
+                upstream.customer_pk,
+                upstream.note,
+            )
         if body is None:
             response = json_response(NO_CONTACT, 404)
             # A miss is a normal answer, not an error: keep it out of Django's

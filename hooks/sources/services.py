@@ -1,0 +1,198 @@
+"""Writes of the lookup chain: the answer to a platform from the brand's sources,
+keeping a match as a hub customer, the call log, and keeping caches right when
+a source changes."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import time
+import zoneinfo
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, close_old_connections, transaction
+from django.db.models.signals import post_delete, post_save, pre_save
+
+from customers import documents
+from customers.models import Customer
+from customers.selectors import M8COM_COLUMNS
+from customers.services import customer_create
+from hub.models import Brand
+from hub.services import brand_touch
+
+from . import chain, selectors
+from .mapping import customer_data, customer_input, usable_input
+from .models import KeptCustomer, LookupSource, SourceCall
+from .tags import LookupKey
+
+logger = logging.getLogger(__name__)
+
+# ---------------------------------------------------------------- the call log
+
+_pending: deque[dict[str, Any]] = deque(maxlen=100_000)
+_flusher: threading.Thread | None = None
+_flusher_lock = threading.Lock()
+
+
+def call_record(row: dict[str, Any]) -> None:
+    """Queue one SourceCall row. Worker threads never write to the database; the
+    rows are written by the lookup's own thread when it ends (SYNCLOG_FLUSH_INTERVAL
+    0) or by a background flusher every interval, off the response path."""
+    _pending.append(row)
+    if settings.SYNCLOG_FLUSH_INTERVAL > 0:
+        _ensure_flusher()
+
+
+def calls_flush() -> int:
+    """Write the queued call rows; returns how many. A failure is logged, never raised."""
+    rows = []
+    while _pending:
+        try:
+            rows.append(_pending.popleft())
+        except IndexError:
+            break
+    if not rows:
+        return 0
+    try:
+        # A source or brand deleted while its call was in flight: keep the row (its
+        # name stays), without the link; a gone brand's rows have nowhere to go.
+        sources = set(LookupSource.objects.filter(pk__in={r["source_id"] for r in rows}).values_list("pk", flat=True))
+        brands = set(Brand.objects.filter(pk__in={r["brand_id"] for r in rows}).values_list("pk", flat=True))
+        kept = [
+            {**r, "source_id": r["source_id"] if r["source_id"] in sources else None}
+            for r in rows
+            if r["brand_id"] in brands
+        ]
+        with transaction.atomic():
+            SourceCall.objects.bulk_create([SourceCall(**row) for row in kept], batch_size=500)
+    except Exception:  # noqa: BLE001 - the log must never fail a lookup
+        logger.exception("Could not write %d lookup source call rows", len(rows))
+        return 0
+    return len(rows)
+
+
+def _flush_forever() -> None:
+    while True:
+        time.sleep(max(settings.SYNCLOG_FLUSH_INTERVAL, 0.05))
+        if _pending:
+            close_old_connections()
+            calls_flush()
+
+
+def _ensure_flusher() -> None:
+    global _flusher
+    if _flusher is not None and _flusher.is_alive():
+        return
+    with _flusher_lock:
+        if _flusher is None or not _flusher.is_alive():
+            _flusher = threading.Thread(target=_flush_forever, name="lookup-source-log", daemon=True)
+            _flusher.start()
+
+
+atexit.register(lambda: _pending and calls_flush())
+
+
+def _flush_here() -> None:
+    if settings.SYNCLOG_FLUSH_INTERVAL <= 0:
+        calls_flush()
+
+
+# ---------------------------------------------------------------- the answer
+
+
+@dataclass
+class UpstreamAnswer:
+    """A contact found by a lookup source, in the form the adapters need."""
+
+    result: chain.ChainResult
+    data: documents.CustomerData
+    customer_pk: int | None  # set when the match was kept as a hub customer
+
+    @property
+    def note(self) -> str:
+        return self.result.note
+
+    def omnidesk_body(self) -> bytes:
+        """Omnidesk: the JSON array with the one element, as a stored customer's."""
+        tz = zoneinfo.ZoneInfo(self.data.customer.brand.time_zone)
+        return b"[" + documents.dumps(documents.omnidesk_element(self.data, tz)).encode() + b"]"
+
+    def m8com_row(self) -> tuple:
+        """M8Com: what customers.selectors.m8com_contact_by_phones gives for a stored
+        customer (M8COM_COLUMNS + the contact), for the adapter's links."""
+        customer = self.data.customer
+        values = {"id": self.customer_pk, **{name: getattr(customer, name) for name in M8COM_COLUMNS if name != "id"}}
+        return (*(values[name] for name in M8COM_COLUMNS), documents.dumps(documents.m8com_contact(self.data)))
+
+
+def lookup_upstream(
+    *,
+    brand,
+    keys: list[LookupKey],
+    started: float | None = None,
+    reason: str = "lookup",
+    use_cache: bool = True,
+    keep: bool = True,
+    result: chain.ChainResult | None = None,
+) -> UpstreamAnswer | None:
+    """The brand's sources asked about ``keys`` (in preference order) after the hub's
+    store missed; None when none matches (or the brand has no sources: no query then
+    either, see selectors.sources_for_brand)."""
+    specs = selectors.sources_for_brand(brand=brand)
+    if not specs:
+        return None
+    found = chain.run(brand=brand, specs=specs, keys=keys, started=started, reason=reason, use_cache=use_cache)
+    if result is not None:
+        result.__dict__.update(found.__dict__)
+    try:
+        if found.match is None:
+            return None
+        fetched = found.match.fetched
+        assert fetched is not None and fetched.record is not None
+        data = usable_input(customer_input(fetched.record, source_name=found.match.spec.name), brand=brand)
+        customer_pk = None
+        if keep and found.match.spec.keep_as_customer:
+            customer_pk = customer_keep(brand=brand, spec=found.match.spec, data=data)
+        return UpstreamAnswer(result=found, data=customer_data(data, brand=brand), customer_pk=customer_pk)
+    finally:
+        _flush_here()
+
+
+def customer_keep(*, brand, spec: chain.SourceSpec, data: dict[str, Any]) -> int | None:
+    """keep_as_customer: the match stored as a hub customer (through customers.services,
+    so events and CRM syncs follow), tagged with its source. A customer with the same
+    customer ID already in the hub is left alone. Returns the customer's pk, or None."""
+    try:
+        with transaction.atomic():
+            customer = customer_create(brand=brand, **data)
+            KeptCustomer.objects.create(customer=customer, source_id=spec.id, source_name=spec.name[:150])
+    except (ValidationError, IntegrityError) as exc:
+        logger.info("Lookup source %s: match not kept as a customer: %s", spec.name, exc)
+        existing = Customer.objects.filter(brand=brand, customer_id=data["customer_id"]).values_list("pk", flat=True)
+        return existing.first()
+    return customer.pk
+
+
+# ---------------------------------------------------------------- configuration changes
+
+
+def _source_pre_save(sender, instance: LookupSource, **kwargs) -> None:
+    # A new revision on every save: cached answers of the old configuration are never served.
+    if instance.pk:
+        instance.revision = (instance.revision or 0) + 1
+
+
+def _source_changed(sender, instance: LookupSource, **kwargs) -> None:
+    # The brand's generation keys the per-process list of its sources (selectors).
+    brand_touch(brand_id=instance.brand_id)
+
+
+def connect_signals() -> None:
+    pre_save.connect(_source_pre_save, sender=LookupSource, dispatch_uid="sources-revision")
+    post_save.connect(_source_changed, sender=LookupSource, dispatch_uid="sources-changed")
+    post_delete.connect(_source_changed, sender=LookupSource, dispatch_uid="sources-deleted")
