@@ -182,7 +182,10 @@ class LookupSourceAdmin(BrandScopedHistoryAdmin):
         brands = list(scoping.brands(user=request.user, action=scoping.VIEW).order_by("name"))
         data = request.GET
         chosen = data.get("brand", "")
-        brand = next((b for b in brands if str(b.pk) == chosen), brands[0] if len(brands) == 1 else None)
+        if chosen:
+            brand = next((b for b in brands if str(b.pk) == chosen), None)
+        else:
+            brand = brands[0] if len(brands) == 1 else None
         platform = data.get("platform", "omnidesk")
         kind = data.get("kind", "auto")
         value = (data.get("value") or "").strip()[:254]

@@ -200,8 +200,8 @@ def record_read(answer: Any, mapping: dict) -> dict | None:
     if not record["customer_id"]:
         return None  # Omnidesk needs a customerID; a record without one is no match
     for key in LIST_FIELDS:
-        values = [_text(v) for v in _flat(_all(mapping[key], candidate))] if mapping.get(key) else []
-        record[key] = list(dict.fromkeys(v for v in values if v))[:MAX_LIST]
+        texts = [_text(v) for v in _flat(_all(mapping[key], candidate))] if mapping.get(key) else []
+        record[key] = list(dict.fromkeys(t for t in texts if t))[:MAX_LIST]
     record["custom_fields"] = [
         [str(name), text]
         for name, path in (mapping.get("custom_fields") or {}).items()
