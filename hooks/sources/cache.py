@@ -18,14 +18,13 @@ import math
 import time
 from typing import Any
 
-from django.conf import settings
 from django.core.cache import caches
 
 logger = logging.getLogger(__name__)
 
 
 def _cache():
-    return caches[getattr(settings, "HUB_LOOKUP_SOURCES_CACHE", "default")]
+    return caches["default"]
 
 
 def entry_key(spec, key) -> str:

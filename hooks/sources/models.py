@@ -288,6 +288,7 @@ class KeptCustomer(models.Model):
     class Meta:
         ordering = ["-created_at"]
         verbose_name = "customer kept from a lookup source"
+        verbose_name_plural = "customers kept from lookup sources"
 
     def __str__(self) -> str:
         return f"{self.customer} ← {self.source_name}"
