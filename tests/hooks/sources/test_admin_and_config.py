@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.urls import reverse
 
 from hooks.outbound.configio import ConfigError, config_export, config_import
 from hooks.sources.models import LookupSource
@@ -114,6 +115,13 @@ def test_the_sources_page_shows_its_call_counts(client, admin_client, brand, crm
     listing = admin_client.get("/admin/sources/lookupsource/").content.decode()
     assert "2: 0 found, 0 not found, 0 timeouts, 2 errors" in listing  # Down
     assert "Test a lookup" in listing
+    dashboard = admin_client.get(reverse("hub-dashboard", args=[brand.slug]))
+    assert 'id="hh-lookup-sources"' in dashboard.content.decode()
+    rows = {row["source_name"]: row for row in dashboard.context["lookup_sources"]}
+    assert (rows["CRM"]["calls"], rows["CRM"]["hits"], rows["CRM"]["misses"]) == (2, 1, 1)
+    assert (rows["Down"]["calls"], rows["Down"]["errors"]) == (2, 2)
+    calls = admin_client.get(f"/admin/sources/sourcecall/?source__id__exact={source.pk}")
+    assert calls.status_code == 200 and calls.context["cl"].result_count == 2
 
 
 def test_the_test_page_shows_the_chain_and_the_exact_response(admin_client, brand, crm):
