@@ -40,16 +40,17 @@ def read(cache_key: str) -> tuple[float, Any] | None:
         return None
 
 
-def store(cache_key: str, spec, record: dict | None) -> None:
+def store(cache_key: str, spec, record: dict | None) -> float:
+    """Keep the answer (or miss) for its time; returns the time it is stamped with."""
+    fetched_at = time.time()
     seconds = spec.cache_seconds + spec.stale_seconds if record is not None else spec.negative_cache_seconds
-    if record is not None and spec.cache_seconds <= 0:
-        return
-    if seconds <= 0:
-        return
+    if (record is not None and spec.cache_seconds <= 0) or seconds <= 0:
+        return fetched_at
     try:
-        _cache().set(cache_key, (time.time(), record), seconds)
+        _cache().set(cache_key, (fetched_at, record), seconds)
     except Exception:  # noqa: BLE001
         logger.warning("Lookup sources: cache write failed", exc_info=True)
+    return fetched_at
 
 
 def freshness(entry: tuple[float, Any], spec, now: float | None = None) -> str:

@@ -90,6 +90,7 @@ class Fetched:
     raw: str = ""
     error: str = ""
     url: str = ""
+    fetched_at: float = 0.0  # with the cache key, names the answer's content (services memo)
 
 
 class Flight:
@@ -199,7 +200,7 @@ def ask(spec: SourceSpec, key: tags.LookupKey, *, region: str, reason: str) -> F
             result.record = record_read(answer, spec.mapping) if answer is not None else None
             result.outcome = CallOutcome.HIT if result.record is not None else CallOutcome.MISS
     if result.outcome in (CallOutcome.HIT, CallOutcome.MISS):
-        cache.store(cache.entry_key(spec, key), spec, result.record)
+        result.fetched_at = cache.store(cache.entry_key(spec, key), spec, result.record)
         if reply.duration_ms > spec.timeout_ms:
             result.error = (
                 f"Answered after {reply.duration_ms:.0f} ms (timeout {spec.timeout_ms} ms): too late for the "
@@ -258,6 +259,7 @@ def _from_entry(entry: tuple[float, Any], *, served: str, started: float | None 
     return Fetched(
         outcome=CallOutcome.HIT if record is not None else CallOutcome.MISS,
         record=record,
+        fetched_at=entry[0],
         served=served,
         duration_ms=0.0 if started is None else (time.perf_counter() - started) * 1000,
     )

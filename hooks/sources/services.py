@@ -9,7 +9,7 @@ import logging
 import threading
 import time
 import zoneinfo
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,10 +107,10 @@ def _flush_here() -> None:
 
 @dataclass
 class UpstreamAnswer:
-    """A contact found by a lookup source, in the form the adapters need."""
+    """A contact found by a lookup source, in the forms the adapters need."""
 
     result: chain.ChainResult
-    data: documents.CustomerData
+    built: Built
     customer_pk: int | None  # set when the match was kept as a hub customer
 
     @property
@@ -119,15 +119,59 @@ class UpstreamAnswer:
 
     def omnidesk_body(self) -> bytes:
         """Omnidesk: the JSON array with the one element, as a stored customer's."""
-        tz = zoneinfo.ZoneInfo(self.data.customer.brand.time_zone)
-        return b"[" + documents.dumps(documents.omnidesk_element(self.data, tz)).encode() + b"]"
+        return self.built.omnidesk_body
 
     def m8com_row(self) -> tuple:
         """M8Com: what customers.selectors.m8com_contact_by_phones gives for a stored
         customer (M8COM_COLUMNS + the contact), for the adapter's links."""
-        customer = self.data.customer
-        values = {"id": self.customer_pk, **{name: getattr(customer, name) for name in M8COM_COLUMNS if name != "id"}}
-        return (*(values[name] for name in M8COM_COLUMNS), documents.dumps(documents.m8com_contact(self.data)))
+        return (self.customer_pk, *self.built.m8com_row)
+
+
+@dataclass(frozen=True)
+class Built:
+    """The platform answers made from one record (shared, read-only)."""
+
+    omnidesk_body: bytes
+    m8com_row: tuple  # M8COM_COLUMNS without "id", then the contact document
+
+
+_built: OrderedDict[tuple, Built] = OrderedDict()
+_built_lock = threading.Lock()
+BUILT_SIZE = 4096
+
+
+def answer_build(*, brand, data: dict[str, Any]) -> Built:
+    """Both platforms' answers for usable customer_create arguments, by customers.documents."""
+    customer = customer_data(data, brand=brand)
+    tz = zoneinfo.ZoneInfo(brand.time_zone)
+    omnidesk = b"[" + documents.dumps(documents.omnidesk_element(customer, tz)).encode() + b"]"
+    columns = tuple(getattr(customer.customer, name) for name in M8COM_COLUMNS if name != "id")
+    return Built(omnidesk_body=omnidesk, m8com_row=(*columns, documents.dumps(documents.m8com_contact(customer))))
+
+
+def _answer(brand, found: chain.ChainResult, keep: bool) -> UpstreamAnswer:
+    attempt = found.match
+    assert attempt is not None
+    fetched = attempt.fetched
+    assert fetched is not None and fetched.record is not None
+    spec = attempt.spec
+    memo_key = (spec.id, spec.revision, attempt.key, fetched.fetched_at, brand.pk, brand.generation)
+    built = _built.get(memo_key) if fetched.fetched_at else None
+    data = None
+    if built is None or (keep and spec.keep_as_customer):
+        data = usable_input(customer_input(fetched.record, source_name=spec.name), brand=brand)
+    if built is None:
+        assert data is not None
+        built = answer_build(brand=brand, data=data)
+        with _built_lock:
+            _built[memo_key] = built
+            while len(_built) > BUILT_SIZE:
+                _built.popitem(last=False)
+    customer_pk = None
+    if keep and spec.keep_as_customer:
+        assert data is not None
+        customer_pk = customer_keep(brand=brand, spec=spec, data=data)
+    return UpstreamAnswer(result=found, built=built, customer_pk=customer_pk)
 
 
 def lookup_upstream(
@@ -142,7 +186,8 @@ def lookup_upstream(
 ) -> UpstreamAnswer | None:
     """The brand's sources asked about ``keys`` (in preference order) after the hub's
     store missed; None when none matches (or the brand has no sources: no query then
-    either, see selectors.sources_for_brand)."""
+    either, see selectors.sources_for_brand). A cached record's answers are built
+    once per process (the memo above), so a repeat costs a cache read."""
     specs = selectors.sources_for_brand(brand=brand)
     if not specs:
         return None
@@ -152,13 +197,7 @@ def lookup_upstream(
     try:
         if found.match is None:
             return None
-        fetched = found.match.fetched
-        assert fetched is not None and fetched.record is not None
-        data = usable_input(customer_input(fetched.record, source_name=found.match.spec.name), brand=brand)
-        customer_pk = None
-        if keep and found.match.spec.keep_as_customer:
-            customer_pk = customer_keep(brand=brand, spec=found.match.spec, data=data)
-        return UpstreamAnswer(result=found, data=customer_data(data, brand=brand), customer_pk=customer_pk)
+        return _answer(brand, found, keep)
     finally:
         _flush_here()
 

@@ -16,9 +16,10 @@ from hooks.sources.services import calls_flush
 from synclog.models import InboundRequest
 from tests.factories import customer
 
-from .conftest import CONTACT, found, make_source
+from .conftest import CONTACT, MAPPING, found, make_source
 
 PHONE = "+31201234567"
+MAPPING_ONE = {key: value for key, value in MAPPING.items() if key != "record"}  # the answer is the contact
 
 
 def omnidesk(client, key, address=PHONE, channel="phoneNumber"):
@@ -283,3 +284,27 @@ def test_to_number_is_asked_when_from_number_is_unknown_upstream(client, brand, 
     make_source(brand, crm, name="CRM")
     assert m8com(client, m8com_key, to_number="+31 6 9999 0000").status_code == 404
     assert [r["query"]["phone"] for r in crm.requests] == [PHONE, "+31699990000"]
+
+
+def test_omnidesk_primary_id_asks_the_sources_that_take_a_customer_id(client, brand, crm, omnidesk_key):
+    crm.route("/contacts/4711", {**CONTACT, "id": "4711"})
+    make_source(brand, crm, "/phone", name="By phone")
+    make_source(
+        brand, crm, "/contacts", name="By id", url=f"{crm.url}/contacts/{{{{ customer_id }}}}", mapping={**MAPPING_ONE}
+    )
+    response = client.get("/hooks/omnidesk/acme/customerlookup", {"key": omnidesk_key, "primaryID": "4711"})
+    assert response.json()[0]["customerID"] == "4711"
+    assert [r["path"] for r in crm.requests] == ["/contacts/4711"]
+
+
+def test_a_cached_answer_is_built_once_per_process(client, brand, crm, m8com_key, monkeypatch):
+    from hooks.sources import services
+
+    crm.route("/contacts/search", found())
+    make_source(brand, crm, name="CRM")
+    builds = []
+    original = services.answer_build
+    monkeypatch.setattr(services, "answer_build", lambda **kw: builds.append(1) or original(**kw))
+    answers = [m8com(client, m8com_key).json() for _ in range(3)]
+    assert answers[0] == answers[1] == answers[2]
+    assert len(builds) == 1 and len(crm.requests) == 1
