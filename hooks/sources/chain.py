@@ -353,11 +353,14 @@ def _sequential(specs, key, *, region, reason, use_cache, deadline, attempts) ->
             attempt.skipped = "not asked: the lookup budget was spent"
             continue
         flight, joined = begin(spec, key, region=region, reason=reason, use_cache=use_cache)
-        wait = min(spec.timeout_ms / 1000, remaining)
-        if flight.done.wait(max(0.0, wait - (time.perf_counter() - flight.started) if joined else wait)):
+        limit = spec.timeout_ms / 1000
+        if joined:  # the call began with an earlier lookup: its timeout runs from then
+            limit -= time.perf_counter() - flight.started
+        wait = max(0.0, min(limit, remaining))
+        if flight.done.wait(wait):
             attempt.fetched = _result_of(flight, joined)
         else:
-            attempt.fetched = _cut(spec, wait, by_budget=remaining < spec.timeout_ms / 1000)
+            attempt.fetched = _cut(spec, wait, by_budget=remaining < limit)
         if attempt.fetched.outcome == CallOutcome.HIT:
             attempt.matched = True
             return attempt

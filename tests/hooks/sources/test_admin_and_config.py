@@ -173,3 +173,11 @@ def test_config_import_refuses_a_bad_source_whole(brand, crm):
     assert "lookup_sources[0].url" in text and "lookup_sources[0].mapping" in text
     assert "never the value itself" in text
     assert not LookupSource.objects.exists()
+
+
+def test_source_calls_are_listed_under_logs_and_the_test_page_under_lookup_sources(admin_client, brand):
+    apps = admin_client.get("/admin/").context["app_list"]
+    models = {app["app_label"]: [m["object_name"] for m in app["models"]] for app in apps}
+    assert "SourceCall" in models["synclog"] and "SourceCall" not in models["sources"]
+    assert "TestLookup" in models["sources"]
+    assert admin_client.get("/admin/sources/lookupsource/test-lookup/").status_code == 200
