@@ -156,8 +156,11 @@ class LookupSourceAdmin(BrandScopedHistoryAdmin):
             return "—"
         stats = self._stats_for(obj)
         logs = reverse("admin:sources_sourcecall_changelist") + f"?source__id__exact={obj.pk}"
+        test = reverse("admin:sources_lookupsource_test") + f"?brand={obj.brand_id}"
         if not stats:
-            return format_html('No calls in the last 7 days. <a href="{}">All calls</a>', logs)
+            return format_html(
+                'No calls in the last 7 days. <a href="{}">All calls</a> · <a href="{}">Test a lookup…</a>', logs, test
+            )
         cells = [
             ("calls", stats["calls"]),
             ("found", stats["hits"]),
@@ -173,7 +176,12 @@ class LookupSourceAdmin(BrandScopedHistoryAdmin):
             '<span class="hh-stat" data-stat="{}"><b>{}</b> {}</span> · ',
             ((label, value, label) for label, value in cells),
         )
-        return format_html('<div id="hh-source-stats">{}<a href="{}">the calls in the Logs</a></div>', table, logs)
+        return format_html(
+            '<div id="hh-source-stats">{}<a href="{}">the calls in the Logs</a> · <a href="{}">Test a lookup…</a></div>',
+            table,
+            logs,
+            test,
+        )
 
     def test_lookup_view(self, request):
         """Test a lookup: the brands the user may view; the exact answer the platform would get."""

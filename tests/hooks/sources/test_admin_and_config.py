@@ -181,3 +181,20 @@ def test_source_calls_are_listed_under_logs_and_the_test_page_under_lookup_sourc
     assert "SourceCall" in models["synclog"] and "SourceCall" not in models["sources"]
     assert "TestLookup" in models["sources"]
     assert admin_client.get("/admin/sources/lookupsource/test-lookup/").status_code == 200
+
+
+def test_old_source_calls_are_purged_with_the_other_logs(brand):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from hooks.sources.models import SourceCall
+    from synclog.services import logs_purge
+    from tests import factories
+
+    source = factories.lookup_source(brand)
+    old = factories.source_call(source)
+    SourceCall.objects.filter(pk=old.pk).update(started_at=timezone.now() - timedelta(days=120))
+    recent = factories.source_call(source)
+    assert logs_purge(older_than_days=90)["sources.SourceCall"] == 1
+    assert list(SourceCall.objects.values_list("pk", flat=True)) == [recent.pk]
