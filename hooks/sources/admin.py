@@ -4,9 +4,12 @@ and the "Test a lookup" page."""
 
 from __future__ import annotations
 
+import json
+
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
+from django.forms.fields import InvalidJSONInput
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
@@ -21,11 +24,24 @@ from .models import SECRET_FIELDS, KeptCustomer, LookupSource, SourceCall
 FORM_ONLY_FIELDS = ("clear_secrets",)
 
 
+class IndentedJSONField(forms.JSONField):
+    """The mapping shown one path per line, as admins read and edit it."""
+
+    def prepare_value(self, value):
+        if isinstance(value, InvalidJSONInput):
+            return value
+        return json.dumps(value, indent=2, ensure_ascii=False, cls=self.encoder)
+
+
 class LookupSourceForm(forms.ModelForm):
     """Secrets are write-only: blank keeps the stored value; never rendered back."""
 
     clear_secrets = forms.BooleanField(
         required=False, label="remove stored password and API key", help_text="Tick to delete them."
+    )
+
+    mapping = IndentedJSONField(
+        label="mapping", help_text=LookupSource._meta.get_field("mapping").help_text, initial=dict
     )
 
     class Meta:
