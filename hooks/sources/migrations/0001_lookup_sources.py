@@ -102,7 +102,7 @@ class Migration(migrations.Migration):
                 ('source', models.ForeignKey(blank=True, help_text='The lookup source that found the contact.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='kept_customers', to='sources.lookupsource', verbose_name='source')),
             ],
             options={
-                'verbose_name': 'customer kept from a lookup source',
+                'verbose_name': 'customer kept from a lookup source', 'verbose_name_plural': 'customers kept from lookup sources',
                 'ordering': ['-created_at'],
             },
         ),
