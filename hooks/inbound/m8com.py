@@ -37,6 +37,7 @@ from rest_framework.views import APIView
 
 from customers.normalize import InvalidAddress, normalize_phone
 from customers.selectors import M8COM_COLUMNS, m8com_contact_by_phones
+from hooks.sources.preview import m8com_answer_register
 from hooks.sources.services import lookup_upstream
 from hooks.sources.tags import key_for
 from hub.models import Brand, Integration
@@ -386,6 +387,8 @@ class M8ComNumberLookupApi(APIView):
         # request machinery is skipped (the class exists for the schema).
         return m8com_lookup(request, kwargs["brand_slug"])
 
+
+m8com_answer_register(contact_body=m8com_contact_body, no_contact=NO_CONTACT)  # "Test a lookup" (hooks.sources)
 
 urlpatterns = [
     re_path(r"^m8com/(?P<brand_slug>[^/]+)/lookup(?:/+)?$", M8ComNumberLookupApi.as_view(), name="m8com-number-lookup")

@@ -12,7 +12,7 @@ answer comes from the first source that matches.
 * A fresh cached answer or miss costs no call; a stale answer is served at
   once and refreshed in the background.
 * Worker threads never touch the database: call rows are queued
-  (hooks.sources.services.call_record) and written by the request thread or
+  (hooks.sources.records.call_record) and written by the request thread or
   the log flusher.
 """
 
@@ -33,6 +33,7 @@ from hub.redaction import redact_headers, redact_text, redact_url
 from . import cache, http, tags
 from .mapping import record_read
 from .models import CallOutcome
+from .records import call_record
 
 RAW_LIMIT = 16 * 1024
 MASK = "********"
@@ -169,8 +170,6 @@ def _log_row(
 
 def ask(spec: SourceSpec, key: tags.LookupKey, *, region: str, reason: str) -> Fetched:
     """One call to the source, read with its mapping; logged (masked). Never raises."""
-    from .services import call_record
-
     started_at = timezone.now()
     plan = tags.plan_request(spec, key, region=region)
     reply = http.call(

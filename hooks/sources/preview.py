@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,9 +67,16 @@ def _pretty(body: bytes | str) -> str:
         return body.decode() if isinstance(body, bytes) else body
 
 
-def lookup_preview(*, brand, platform: str, value: str, kind: str = "auto", use_cache: bool = True) -> Preview:
-    from hooks.inbound.m8com import NO_CONTACT, m8com_contact_body  # the adapter builds the M8Com answer
+# The M8Com adapter adds the brand's links to a contact; it registers how (with its
+# "no contact" body) when the URLs load it, so this app never imports an adapter.
+_m8com: dict[str, Any] = {}
 
+
+def m8com_answer_register(*, contact_body: Callable[[Any, tuple], bytes], no_contact: dict) -> None:
+    _m8com.update(contact_body=contact_body, no_contact=no_contact)
+
+
+def lookup_preview(*, brand, platform: str, value: str, kind: str = "auto", use_cache: bool = True) -> Preview:
     preview = Preview(platform=platform)
     started = time.perf_counter()
     try:
@@ -97,6 +105,8 @@ def lookup_preview(*, brand, platform: str, value: str, kind: str = "auto", use_
                 body = answer.omnidesk_body()
         preview.body = _pretty(body)
     else:
+        m8com_contact_body: Callable[[Any, tuple], bytes] = _m8com["contact_body"]
+        no_contact: dict = _m8com["no_contact"]
         found = m8com_contact_by_phones(brand_id=brand.pk, numbers=[key.value])
         if found is not None:
             preview.hub_found = 1
@@ -110,7 +120,7 @@ def lookup_preview(*, brand, platform: str, value: str, kind: str = "auto", use_
                 preview.body = _pretty(m8com_contact_body(brand, answer.m8com_row()))
             else:
                 preview.status = 404
-                preview.body = _pretty(orjson.dumps(NO_CONTACT))
+                preview.body = _pretty(orjson.dumps(no_contact))
     preview.chain = result
     preview.elapsed_ms = (time.perf_counter() - started) * 1000
     return preview

@@ -4,103 +4,30 @@ a source changes."""
 
 from __future__ import annotations
 
-import atexit
 import logging
 import threading
-import time
 import zoneinfo
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, close_old_connections, transaction
+from django.db import IntegrityError, transaction
 from django.db.models.signals import post_delete, post_save, pre_save
 
 from customers import documents
 from customers.models import Customer
 from customers.selectors import M8COM_COLUMNS
 from customers.services import customer_create
-from hub.models import Brand
 from hub.services import brand_touch
 
 from . import chain, selectors
 from .mapping import customer_data, customer_input, usable_input
-from .models import KeptCustomer, LookupSource, SourceCall
+from .models import KeptCustomer, LookupSource
+from .records import flush_here
 from .tags import LookupKey
 
 logger = logging.getLogger(__name__)
-
-# ---------------------------------------------------------------- the call log
-
-_pending: deque[dict[str, Any]] = deque(maxlen=100_000)
-_flusher: threading.Thread | None = None
-_flusher_lock = threading.Lock()
-
-
-def call_record(row: dict[str, Any]) -> None:
-    """Queue one SourceCall row. Worker threads never write to the database; the
-    rows are written by the lookup's own thread when it ends (SYNCLOG_FLUSH_INTERVAL
-    0) or by a background flusher every interval, off the response path."""
-    _pending.append(row)
-    if settings.SYNCLOG_FLUSH_INTERVAL > 0:
-        _ensure_flusher()
-
-
-def calls_flush() -> int:
-    """Write the queued call rows; returns how many. A failure is logged, never raised."""
-    rows = []
-    while _pending:
-        try:
-            rows.append(_pending.popleft())
-        except IndexError:
-            break
-    if not rows:
-        return 0
-    try:
-        # A source or brand deleted while its call was in flight: keep the row (its
-        # name stays), without the link; a gone brand's rows have nowhere to go.
-        sources = set(LookupSource.objects.filter(pk__in={r["source_id"] for r in rows}).values_list("pk", flat=True))
-        brands = set(Brand.objects.filter(pk__in={r["brand_id"] for r in rows}).values_list("pk", flat=True))
-        kept = [
-            {**r, "source_id": r["source_id"] if r["source_id"] in sources else None}
-            for r in rows
-            if r["brand_id"] in brands
-        ]
-        with transaction.atomic():
-            SourceCall.objects.bulk_create([SourceCall(**row) for row in kept], batch_size=500)
-    except Exception:  # noqa: BLE001 - the log must never fail a lookup
-        logger.exception("Could not write %d lookup source call rows", len(rows))
-        return 0
-    return len(rows)
-
-
-def _flush_forever() -> None:
-    while True:
-        time.sleep(max(settings.SYNCLOG_FLUSH_INTERVAL, 0.05))
-        if _pending:
-            close_old_connections()
-            calls_flush()
-
-
-def _ensure_flusher() -> None:
-    global _flusher
-    if _flusher is not None and _flusher.is_alive():
-        return
-    with _flusher_lock:
-        if _flusher is None or not _flusher.is_alive():
-            _flusher = threading.Thread(target=_flush_forever, name="lookup-source-log", daemon=True)
-            _flusher.start()
-
-
-atexit.register(lambda: _pending and calls_flush())
-
-
-def _flush_here() -> None:
-    if settings.SYNCLOG_FLUSH_INTERVAL <= 0:
-        calls_flush()
-
 
 # ---------------------------------------------------------------- the answer
 
@@ -199,7 +126,7 @@ def lookup_upstream(
             return None
         return _answer(brand, found, keep)
     finally:
-        _flush_here()
+        flush_here()
 
 
 def customer_keep(*, brand, spec: chain.SourceSpec, data: dict[str, Any]) -> int | None:

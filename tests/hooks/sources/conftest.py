@@ -13,7 +13,7 @@ import pytest
 from django.core.cache import caches
 
 from hooks.inbound.lookup_cache import lookup_cache
-from hooks.sources import chain, selectors, services
+from hooks.sources import chain, records, selectors
 from hooks.sources.models import LookupSource
 from tests.factories import credential
 
@@ -142,12 +142,12 @@ def _fresh_chain_state():
     caches["default"].clear()
     selectors._specs.clear()
     lookup_cache.clear()
-    services._pending.clear()
+    records._pending.clear()
     yield
     lookup_cache.clear()
     # Calls the lookups gave up on finish in the background: let them end inside this test.
     wait_for(lambda: not chain._flights, timeout=6.0)
-    services.calls_flush()
+    records.calls_flush()
     caches["default"].clear()
     selectors._specs.clear()
     with chain._flights_lock:

@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from hooks.outbound.configio import ConfigError, config_export, config_import
 from hooks.sources.models import LookupSource
-from hooks.sources.services import calls_flush
+from hooks.sources.records import calls_flush
 
 from .conftest import MAPPING, found, make_source
 from .test_chain import m8com

@@ -13,7 +13,7 @@ from django.test import override_settings
 
 from hooks.sources import cache, chain, selectors
 from hooks.sources.models import SourceCall
-from hooks.sources.services import calls_flush
+from hooks.sources.records import calls_flush
 from hooks.sources.tags import LookupKey
 
 from .conftest import CONTACT, found, make_source, wait_for

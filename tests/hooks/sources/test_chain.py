@@ -12,7 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from hooks.sources.models import SourceCall
-from hooks.sources.services import calls_flush
+from hooks.sources.records import calls_flush
 from synclog.models import InboundRequest
 from tests.factories import customer
 

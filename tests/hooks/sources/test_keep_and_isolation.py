@@ -9,7 +9,7 @@ from django.core import serializers
 from customers.models import Customer
 from hooks.outbound.configio import config_export
 from hooks.sources.models import KeptCustomer, LookupSource, SourceCall
-from hooks.sources.services import calls_flush
+from hooks.sources.records import calls_flush
 from synclog.models import InboundRequest
 from tests.factories import credential, member
 
