@@ -157,3 +157,30 @@ def test_secrets_never_reach_the_logs_the_history_or_the_export(client, brand, c
         for secret in (token, password, basic):
             assert secret not in text
     assert "********" in dumped
+
+
+def test_a_call_log_after_the_lookup_attaches_to_the_kept_customer(client, brand, crm, m8com_key):
+    crm.route("/contacts/search", found())
+    make_source(brand, crm, name="CRM", keep_as_customer=True)
+    assert m8com(client, m8com_key).status_code == 200
+    logged = client.post(
+        "/hooks/m8com/acme/calllog",
+        data=json.dumps(
+            {
+                "fromNumber": PHONE,
+                "toNumber": "+31 6 1234 5678",
+                "duration": 60_000,
+                "startTime": 1_763_800_000_000,
+                "callType": "Inbound",
+                "body": "Call from +31 20 123 4567",
+            }
+        ),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {m8com_key}"},
+    )
+    assert logged.status_code == 200 and logged.json()["customerID"] == "crm-4711"
+    kept = Customer.objects.get(brand=brand, customer_id="crm-4711")
+    assert kept.activities.filter(kind="CALL").count() == 1
+    # And the lookup (answered by the hub now) shows the call.
+    assert [a["type"] for a in m8com(client, m8com_key).json()["activities"]] == ["DEAL", "CALL"]
+    assert len(crm.requests) == 1
