@@ -379,6 +379,7 @@ def _parallel(specs, key, *, region, reason, use_cache, deadline, window_s, atte
     winner = None
     later_hit_at = None
     while True:
+        wake.clear()  # before the scan: a call finishing from here on wakes the wait below
         now = time.perf_counter()
         pending = None
         later_hit = None
@@ -404,7 +405,6 @@ def _parallel(specs, key, *, region, reason, use_cache, deadline, window_s, atte
                 winner = later_hit
                 break
             waits.append(later_hit_at + window_s - now)
-        wake.clear()
         wake.wait(max(0.0, min(waits)))
     chosen = None
     for index, (spec, flight, joined, ends) in enumerate(running):
