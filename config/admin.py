@@ -22,7 +22,21 @@ class HookhubAdminSite(admin.AdminSite):
                     _page("All logs (inbound and outbound)", "AllLogs", reverse("synclog-logs")),
                     _page("Dashboard", "Dashboard", reverse("hub-dashboard-home")),
                 ]
+            if app["app_label"] == "sources":
+                app["models"].append(_page("Test a lookup", "TestLookup", reverse("admin:sources_lookupsource_test")))
+        if app_label is None:
+            _move_to_logs(app_list, "sources", "SourceCall")
         return app_list
+
+
+def _move_to_logs(app_list: list, app_label: str, object_name: str) -> None:
+    """A log model of another app (lookup source calls) is listed under Logs too."""
+    apps = {app["app_label"]: app for app in app_list}
+    if "synclog" not in apps or app_label not in apps:
+        return
+    entries = [m for m in apps[app_label]["models"] if m["object_name"] == object_name]
+    apps["synclog"]["models"].extend(entries)
+    apps[app_label]["models"] = [m for m in apps[app_label]["models"] if m["object_name"] != object_name]
 
 
 def _page(name: str, object_name: str, url: str) -> dict:

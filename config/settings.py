@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "synclog",
     "hooks.inbound",
     "hooks.rules",
+    "hooks.sources",
     "demo",  # `manage.py demo`: above every app, imported by none
 ]
 
@@ -225,6 +226,8 @@ HUB_TRUSTED_PROXY_COUNT = env.int("HUB_TRUSTED_PROXY_COUNT", default=0)
 # Django's shared cache too when HUB_LOOKUP_CACHE_SHARED (default: when REDIS_URL is set).
 HUB_LOOKUP_CACHE_SIZE = env.int("HUB_LOOKUP_CACHE_SIZE", default=10_000)
 HUB_LOOKUP_CACHE_SHARED = env.bool("HUB_LOOKUP_CACHE_SHARED", default=bool(env.str("REDIS_URL", default="")))
+# Lookup sources (hooks.sources): worker threads per process for upstream calls.
+HUB_LOOKUP_SOURCE_THREADS = env.int("HUB_LOOKUP_SOURCE_THREADS", default=32)
 
 # The admin's public base URL, used in links the hub sends out (rule presets).
 HUB_ADMIN_BASE_URL = env.str("HUB_ADMIN_BASE_URL", default="http://127.0.0.1:8000")

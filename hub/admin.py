@@ -79,6 +79,14 @@ class BrandAdmin(MembershipFormsetMixin, BrandScopedHistoryAdmin):
                 "render within the lookup's budget); a link that fails at lookup time is left out.",
             },
         ),
+        (
+            "Lookup chain",
+            {
+                "fields": ["lookup_budget_ms", "lookup_parallel", "lookup_priority_window_ms"],
+                "description": "When the hub does not know a caller, the brand's lookup sources are asked "
+                "(Lookup sources in the menu; docs/lookup-sources.md).",
+            },
+        ),
     ]
 
     def has_add_permission(self, request, obj=None):

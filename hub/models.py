@@ -8,7 +8,7 @@ import zoneinfo
 import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.dispatch import receiver
 from django.utils import timezone
@@ -197,6 +197,27 @@ class Brand(models.Model):
         "create customers for unknown callers",
         default=False,
         help_text="When M8Com logs a call from a number no customer has, create a customer for it.",
+    )
+    # The lookup chain (hooks.sources): upstream sources asked when the hub's store misses.
+    lookup_budget_ms = models.PositiveIntegerField(
+        "lookup budget (ms)",
+        default=2000,
+        validators=[MinValueValidator(100), MaxValueValidator(10_000)],
+        help_text="The longest a lookup may spend asking the brand's lookup sources, in milliseconds "
+        "(100 to 10,000). M8Com gives up after 3 seconds: keep it well under 3,000.",
+    )
+    lookup_parallel = models.BooleanField(
+        "ask lookup sources in parallel",
+        default=False,
+        help_text="Off: sources are asked one after another, in their order. On: all at once; the answer still "
+        "comes from the first source in order that matches, within the priority window.",
+    )
+    lookup_priority_window_ms = models.PositiveIntegerField(
+        "priority window (ms)",
+        default=200,
+        validators=[MaxValueValidator(2000)],
+        help_text="Parallel mode: when a later source matches first, how long (0 to 2,000 ms) to wait for an "
+        "earlier source, which wins if it matches in time.",
     )
     # Bumped in the same transaction as every change to this brand's customers;
     # lookup caches are keyed by it so they never serve stale data.

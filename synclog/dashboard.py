@@ -145,7 +145,35 @@ def dashboard_data(brand: Brand, range_key: str = "7d") -> dict:
         "inbound_failed_link": logs_url(brand=brand.pk, direction="inbound", outcome="failed", **{"from": since}),
     }
     data.update(_outbound_data(brand, start, step, trunc, fmt, count, since))
+    data.update(_lookup_sources_data(brand, start))
     return data
+
+
+def _lookup_sources_data(brand, start) -> dict:
+    """Calls to the brand's lookup sources (hooks.sources), when that app is installed."""
+    try:
+        call_model = apps.get_model("sources", "SourceCall")
+    except LookupError:
+        return {}
+    rows: list[dict[str, Any]] = [
+        dict(row)
+        for row in call_model.objects.filter(brand=brand, started_at__gte=start)
+        .values("source_id", "source_name")
+        .annotate(
+            calls=Count("pk"),
+            hits=Count("pk", filter=Q(outcome="hit")),
+            misses=Count("pk", filter=Q(outcome="miss")),
+            timeouts=Count("pk", filter=Q(outcome="timeout")),
+            errors=Count("pk", filter=Q(outcome="error")),
+            avg_ms=Avg("duration_ms"),
+        )
+        .order_by("source_name")
+    ]
+    for row in rows:
+        row["link"] = (
+            changelist_url("sources_sourcecall", source__id__exact=row["source_id"]) if row["source_id"] else ""
+        )
+    return {"lookup_sources": rows}
 
 
 def _outbound_data(brand, start, step, trunc, fmt, count, since) -> dict:

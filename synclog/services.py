@@ -14,6 +14,7 @@ from django.utils import timezone
 RETAINED_LOGS = [
     ("synclog.InboundRequest", "created_at"),
     ("synclog.DeliveryAttempt", "started_at"),
+    ("sources.SourceCall", "started_at"),  # lookup source calls (hooks.sources), when installed
 ]
 PURGE_BATCH = 2000
 

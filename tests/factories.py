@@ -177,3 +177,38 @@ def inbound_request(brand: Brand, **fields):
     fields.setdefault("endpoint", "omnidesk.lookup")
     fields.setdefault("path", f"/hooks/omnidesk/{brand.slug}/customerlookup")
     return InboundRequest.objects.create(brand=brand, status=200, latency_ms=3.0, created_at=timezone.now(), **fields)
+
+
+def lookup_source(brand: Brand, *, name: str = "", **fields):
+    from hooks.sources.models import LookupSource
+
+    fields.setdefault("url", "https://crm.example.com/contacts/search?phone={{ phone }}")
+    fields.setdefault("mapping", {"record": "$.results[0]", "customer_id": "$.id", "first_name": "$.firstName"})
+    return LookupSource.objects.create(brand=brand, name=name or f"{brand.name} CRM lookup", **fields)
+
+
+def source_call(source, **fields):
+    from django.utils import timezone
+
+    from hooks.sources.models import SourceCall
+
+    fields.setdefault("outcome", "hit")
+    return SourceCall.objects.create(
+        brand_id=source.brand_id,
+        source=source,
+        source_name=source.name,
+        started_at=timezone.now(),
+        duration_ms=12.0,
+        reason="lookup",
+        key_kind="phone",
+        key_value="+31612345678",
+        method="GET",
+        url=source.url.replace("{{ phone }}", "%2B31612345678"),
+        **fields,
+    )
+
+
+def kept_customer(source, customer_obj):
+    from hooks.sources.models import KeptCustomer
+
+    return KeptCustomer.objects.create(customer=customer_obj, source=source, source_name=source.name)

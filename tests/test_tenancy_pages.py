@@ -20,6 +20,7 @@ from customers.models import Activity, Customer
 from customers.services import activity_record
 from hooks.outbound.models import CrmSync
 from hooks.rules.models import EventRule
+from hooks.sources.models import LookupSource
 from hub import scoping
 from hub.models import Credential, Membership, Role
 from hub.services import credential_issue
@@ -35,7 +36,7 @@ REGISTERED = sorted(
 )
 SCOPED = [model for model in REGISTERED if isinstance(admin.site._registry[model], BrandScopedAdmin)]
 # What a brand admin may add; every other registered model answers 403 on "add".
-ADDABLE_BY_BRAND_ADMIN = {Credential, Customer, Activity, CrmSync, EventRule}
+ADDABLE_BY_BRAND_ADMIN = {Credential, Customer, Activity, CrmSync, EventRule, LookupSource}
 ROLES = [Role.ADMIN, Role.AUDITOR]
 
 
@@ -72,6 +73,9 @@ def make_objects(brand, prefix: str) -> None:
     factories.delivery(brand, source=rule, event_type="conversation.abandoned")
     factories.inbound_event(brand, summary=f"{brand.name} abandoned call", contact_number="+31612345678")
     factories.inbound_request(brand, note=f"{brand.slug} lookup")
+    source = factories.lookup_source(brand)
+    factories.source_call(source)
+    factories.kept_customer(source, customer)
 
 
 @pytest.fixture

@@ -39,6 +39,9 @@ from rest_framework.views import APIView
 
 from customers.normalize import InvalidAddress, normalize_phone
 from customers.selectors import M8COM_COLUMNS, m8com_contact_by_phones
+from hooks.sources.preview import m8com_answer_register
+from hooks.sources.services import lookup_upstream
+from hooks.sources.tags import key_for
 from hub.exceptions import MethodNotAllowed, NotFound, ValidationFailed
 from hub.models import LINK_SAMPLE_CONTEXT, Brand, Integration
 from hub.templating import LINK_KIND, TemplateRenderError, clock, link_budget, template_render
@@ -207,6 +210,16 @@ def m8com_lookup(request, brand_slug: str):
                 cached = (m8com_contact_body(brand, row), row[0], f"matched {name}")
             lookup_cache.set(key, cached)
         body, customer_pk, note = cached
+        if body is None and (
+            upstream := lookup_upstream(
+                brand=brand, keys=[key_for("telephone", n) for _, n in numbers if n], started=call.started
+            )
+        ):
+            body, customer_pk, note = (
+                m8com_contact_body(brand, upstream.m8com_row()),
+                upstream.customer_pk,
+                upstream.note,
+            )
         if body is None:
             response = json_response(NO_CONTACT, 404)
             # A miss is a normal answer, not an error: keep it out of Django's
@@ -372,6 +385,8 @@ class M8ComNumberLookupApi(APIView):
         # request machinery is skipped (the class exists for the schema).
         return m8com_lookup(request, kwargs["brand_slug"])
 
+
+m8com_answer_register(contact_body=m8com_contact_body, no_contact=NO_CONTACT)  # "Test a lookup" (hooks.sources)
 
 urlpatterns = [
     re_path(r"^m8com/(?P<brand_slug>[^/]+)/lookup(?:/+)?$", M8ComNumberLookupApi.as_view(), name="m8com-number-lookup")

@@ -31,6 +31,8 @@ from rest_framework.views import APIView
 
 from customers.normalize import InvalidAddress, normalize_email, normalize_phone
 from customers.selectors import omnidesk_document_by_customer_id, omnidesk_documents_by_address
+from hooks.sources.services import lookup_upstream
+from hooks.sources.tags import key_for
 from hub.exceptions import Forbidden, MethodNotAllowed, NotAuthenticated, NotFound, ValidationFailed
 from hub.models import Integration
 
@@ -136,6 +138,9 @@ def omnidesk_lookup(request, brand_slug: str):
             cached = (body, len(rows), rows[0][0] if len(rows) == 1 else None)
             lookup_cache.set(key, cached)
         body, count, customer_pk = cached
+        if count == 0 and (upstream := lookup_upstream(brand=brand, keys=[key_for(kind, value)], started=call.started)):
+            body, count, customer_pk = upstream.omnidesk_body(), 1, upstream.customer_pk
+            note = "; ".join(part for part in (note, upstream.note) if part)[:300]
         return call.finish(json_response(None, raw=body), customers_returned=count, customer_id=customer_pk, note=note)
     except Exception as exc:  # noqa: BLE001 - Omnidesk: a 4xx of the vocabulary or a JSON 500, never HTML
         return call.fail(exc)

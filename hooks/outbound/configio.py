@@ -121,6 +121,9 @@ BRAND_FIELDS = (
     "create_activity_urls",
     "more_info_url_template",
     "create_unknown_callers",
+    "lookup_budget_ms",
+    "lookup_parallel",
+    "lookup_priority_window_ms",
 )
 
 

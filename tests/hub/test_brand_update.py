@@ -99,6 +99,8 @@ def test_the_brand_admin_and_import_config_change_the_time_zone_through_the_serv
         "time_zone": "Asia/Tokyo",
         "more_info_url_template": "",
         "create_activity_urls": "[]",
+        "lookup_budget_ms": "2000",
+        "lookup_priority_window_ms": "200",
         "memberships-TOTAL_FORMS": "0",
         "memberships-INITIAL_FORMS": "0",
     }

@@ -159,6 +159,9 @@ def test_brand_settings_travel_with_the_file(brand, other_brand, tmp_path, capsy
         "create_activity_urls": [{"name": "New note", "url": "https://crm.example.com/{{ customer.customer_id }}"}],
         "more_info_url_template": "https://crm.example.com/c/{{ customer.customer_id }}",
         "create_unknown_callers": True,
+        "lookup_budget_ms": 2000,
+        "lookup_parallel": False,
+        "lookup_priority_window_ms": 200,
     }
 
     # Into another brand: the settings are copied, the name stays the target's own.
