@@ -9,6 +9,7 @@ from django.core.management import call_command
 from django.utils import timezone
 from django_q.models import Schedule
 
+from hooks.sources.models import LookupSource, SourceCall
 from synclog import services
 from synclog.models import DeliveryAttempt, InboundRequest
 from synclog.services import logs_purge
@@ -37,14 +38,37 @@ def attempt_rows(brand, ages):
     return [factories.attempt(delivery, ago=timedelta(days=age), number=n) for n, age in enumerate(ages, 1)]
 
 
+def source_call_rows(brand, ages):
+    source, _ = LookupSource.objects.get_or_create(
+        brand=brand, name="CRM", defaults={"url": "https://crm.example/c?phone={{ phone }}"}
+    )
+    return [
+        SourceCall.objects.create(
+            brand=brand,
+            source=source,
+            source_name=source.name,
+            started_at=timezone.now() - timedelta(days=age),
+            duration_ms=1.0,
+            reason="lookup",
+            key_kind="phone",
+            key_value="+31612345678",
+            method="GET",
+            url=source.url,
+        )
+        for age in ages
+    ]
+
+
 # Every log model the purge covers, with how to make its rows at a given age.
-LOG_ROWS = {InboundRequest: inbound_rows, DeliveryAttempt: attempt_rows}
+LOG_ROWS = {InboundRequest: inbound_rows, DeliveryAttempt: attempt_rows, SourceCall: source_call_rows}
+# Append-only logs outside synclog (lookup source calls live with their sources).
+OTHER_LOGS = {"sources.SourceCall"}
 
 
 def test_every_log_model_is_retained_and_every_retained_log_has_a_test():
-    synclog_models = {model._meta.label for model in apps.get_app_config("synclog").get_models()}
-    assert {label for label, _ in services.RETAINED_LOGS} == synclog_models
-    assert {model._meta.label for model in LOG_ROWS} == synclog_models
+    log_models = {model._meta.label for model in apps.get_app_config("synclog").get_models()} | OTHER_LOGS
+    assert {label for label, _ in services.RETAINED_LOGS} == log_models
+    assert {model._meta.label for model in LOG_ROWS} == log_models
 
 
 @pytest.mark.parametrize("model", LOG_ROWS, ids=lambda model: model.__name__)
