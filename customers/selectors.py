@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 
@@ -52,15 +53,14 @@ _OMNIDESK_BY_ADDRESS = (
 )
 _OMNIDESK_BY_ID = f'SELECT "id", "omnidesk_document" FROM "{_CUSTOMER}" WHERE "brand_id" = %s AND "customer_id" = %s'  # noqa: S608
 
-
-# M8Com: fromNumber first, then toNumber; among the holders of one number the most
-# recently updated customer. Both numbers in one statement (one round trip for a miss).
-_M8COM_BY_PHONES = (
-    "SELECT " + ", ".join(f'c."{name}"' for name in M8COM_COLUMNS) + ', c."m8com_document", a."normalized" '  # noqa: S608
-    f'FROM "{_ADDRESS}" a JOIN "{_CUSTOMER}" c ON c."id" = a."customer_id" '
-    'WHERE a."brand_id" = %s AND a."kind" = \'telephone\' AND a."normalized" IN (%s, %s) AND c."brand_id" = %s '
-    'ORDER BY CASE WHEN a."normalized" = %s THEN 0 ELSE 1 END, c."updated_at" DESC, c."id" DESC LIMIT 1'
-)
+# What a phone match returns per customer, by use.
+PHONE_MATCH_COLUMNS = {
+    "m8com": (*M8COM_COLUMNS, "m8com_document"),
+    "omnidesk": ("id", "omnidesk_document"),
+    "id": ("id",),
+}
+# Address.digits_reversed holds at most this many digits (E.164 has at most 15).
+_REVERSED_MAX = Customer._meta.get_field("addresses").related_model._meta.get_field("digits_reversed").max_length
 
 _local = threading.local()
 
@@ -112,13 +112,56 @@ def omnidesk_document_by_customer_id(*, brand_id: int, customer_id: str) -> list
     return _rows(_OMNIDESK_BY_ID, [brand_id, customer_id])
 
 
-def m8com_contact_by_phones(*, brand_id: int, numbers: list[str]) -> tuple[tuple, str] | None:
-    """M8Com number lookup for up to two numbers in order of preference (E.164):
-    ``(M8COM_COLUMNS + (m8com_document,), the number that matched)`` of the most
-    recently updated customer of the brand holding the first number that anyone
-    holds, or None."""
-    if not numbers:
-        return None
-    first, second = numbers[0], numbers[-1]
-    rows = _rows(_M8COM_BY_PHONES, [brand_id, first, second, brand_id, first])
-    return (rows[0][:-1], rows[0][-1]) if rows else None
+@functools.lru_cache(maxsize=128)
+def _phone_match_sql(columns: str, kinds: int, numbers: int, suffixes: int, first_only: bool) -> str:
+    """One statement for a phone match (customers.matching holds the rules).
+
+    Every address of the given types holding one of the numbers exactly, or
+    (suffix matching) whose reversed digits start with a suffix's, gives its
+    customer a rank: the first exact number 0, the next 1, ..., then the
+    suffixes in the same order. Each customer counts once, at its best rank.
+    Rows: the columns, the rank, and how many customers share that rank;
+    best rank first, then the most recently updated (``first_only``: only
+    that one) or the oldest customer first (every match, Omnidesk).
+    A suffix is a range on the indexed reversed digits: all digit strings
+    starting with "9876" lie between "9876" and "9876" followed by nines.
+    """
+    suffix_test = '(a."digits_reversed" BETWEEN %s AND %s)'
+    ranks = [f'WHEN a."normalized" = %s THEN {i}' for i in range(numbers)]
+    ranks += [f"WHEN {suffix_test} THEN {numbers + i}" for i in range(suffixes)]
+    wanted = [f'a."normalized" IN ({", ".join(["%s"] * numbers)})'] + [suffix_test] * suffixes
+    order = 'c."updated_at" DESC, c."id" DESC LIMIT 1' if first_only else 'c."id"'
+    selected = ", ".join(f'c."{name}"' for name in PHONE_MATCH_COLUMNS[columns])
+    # Names come from the models, placeholders from counts: every value is a bound parameter.
+    return (
+        f'SELECT {selected}, m."rank", COUNT(*) OVER (PARTITION BY m."rank") FROM ('  # noqa: S608
+        f'SELECT a."customer_id" AS "cid", MIN(CASE {" ".join(ranks)} END) AS "rank" FROM "{_ADDRESS}" a '
+        f'WHERE a."brand_id" = %s AND a."kind" IN ({", ".join(["%s"] * kinds)}) AND ({" OR ".join(wanted)}) '
+        'GROUP BY a."customer_id") m '
+        f'JOIN "{_CUSTOMER}" c ON c."id" = m."cid" WHERE c."brand_id" = %s '
+        f'ORDER BY m."rank", {order}'
+    )
+
+
+def phone_matches(
+    *,
+    brand_id: int,
+    kinds: tuple[str, ...],
+    numbers: tuple[str, ...],
+    suffixes: tuple[str, ...] = (),
+    columns: str,
+    first_only: bool,
+) -> list[tuple]:
+    """The customers of the brand holding one of the E.164 ``numbers`` (or, by
+    suffix matching, a number ending in one of the digit ``suffixes``) as an
+    address of one of ``kinds``; see _phone_match_sql for the rows. One indexed
+    statement whatever the policy."""
+    if not numbers and not suffixes:
+        return []
+    wanted = list(numbers or ("",))  # IN () is no valid SQL: "" is never a stored number
+    bounds = []
+    for suffix in suffixes:
+        low = suffix[::-1]
+        bounds += [low, low + "9" * (_REVERSED_MAX - len(low))]
+    sql = _phone_match_sql(columns, len(kinds), len(wanted), len(suffixes), first_only)
+    return _rows(sql, [*wanted, *bounds, brand_id, *kinds, *wanted, *bounds, brand_id])

@@ -36,8 +36,8 @@ from rest_framework import serializers
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.views import APIView
 
-from customers.normalize import InvalidAddress, normalize_phone
-from customers.selectors import M8COM_COLUMNS, m8com_contact_by_phones
+from customers.matching import MOST_RECENT, phone_for_lookup, phone_match, phone_policy
+from customers.selectors import M8COM_COLUMNS
 from hub.exceptions import MethodNotAllowed, NotFound, ValidationFailed
 from hub.models import Brand, Integration
 
@@ -111,16 +111,10 @@ def render_url(source: str, context: dict[str, Any]) -> str:
 
 @functools.lru_cache(maxsize=16_384)
 def phone_or_none(value: str, region: str) -> str | None:
-    """E.164, or None for a value that is no phone number (an M8Com user id).
-    Cached: M8Com looks the same numbers up again and again, and parsing is
-    the costliest step of a cached lookup."""
-    value = (value or "")[:MAX_NUMBER_LENGTH]
-    if not value.strip():
-        return None
-    try:
-        return normalize_phone(phone_param(value), region, strict=False)
-    except InvalidAddress:
-        return None
+    """E.164, or None for a value that is no phone number (an M8Com user id) or
+    an internal extension (customers.matching). Cached: M8Com looks the same
+    numbers up again and again, and parsing is the costliest step of a cached lookup."""
+    return phone_for_lookup(phone_param((value or "")[:MAX_NUMBER_LENGTH]), region)
 
 
 def _template_context(row: tuple, contact: dict[str, Any]) -> dict[str, Any]:
@@ -160,6 +154,24 @@ def m8com_contact_body(brand: Brand, row: tuple) -> bytes:
     if rendered:
         contact["createActivityUrls"] = rendered
     return orjson.dumps(contact)
+
+
+def m8com_contact_find(
+    brand: Brand, numbers: tuple[tuple[str, str | None], ...]
+) -> tuple[bytes | None, int | None, str]:
+    """(body or None, customer pk, log note) for the normalized (name, number)
+    pairs, fromNumber first. A lookup does not say the call's direction: the
+    brand's own lines are never looked up, so the other number is the customer;
+    neither a known line: fromNumber, then toNumber (customers.matching)."""
+    policy = phone_policy(brand)
+    own = [name for name, number in numbers if number is not None and policy.is_own_line(number)]
+    skipped = f"own line: {', '.join(own)}" if own else ""
+    found = phone_match(brand=brand, numbers=[number for _, number in numbers if number is not None], columns="m8com")
+    if found is None:
+        return None, None, skipped
+    name = next(name for name, number in numbers if number == found.number)
+    note = "; ".join(part for part in (found.how(name), found.several(MOST_RECENT), skipped) if part)
+    return m8com_contact_body(brand, found.row), found.row[0], note
 
 
 def m8com_key_check(call: InboundCall, request: HttpRequest, brand_slug: str) -> HttpResponse | None:
@@ -207,14 +219,7 @@ def m8com_lookup(request, brand_slug: str):
         key = (brand.pk, brand.generation, ENDPOINT, numbers[0][1], numbers[1][1], templates)
         cached = lookup_cache.get(key)
         if cached is None:
-            cached = (None, None, "")
-            found = m8com_contact_by_phones(
-                brand_id=brand.pk, numbers=[number for _, number in numbers if number is not None]
-            )
-            if found is not None:
-                row, matched = found
-                name = next(name for name, number in numbers if number == matched)
-                cached = (m8com_contact_body(brand, row), row[0], f"matched {name}")
+            cached = m8com_contact_find(brand, numbers)
             lookup_cache.set(key, cached)
         body, customer_pk, note = cached
         if body is None:
@@ -222,7 +227,7 @@ def m8com_lookup(request, brand_slug: str):
             # A miss is a normal answer, not an error: keep it out of Django's
             # "Not Found" warnings (it is in the request log like every call).
             response._has_been_logged = True  # type: ignore[attr-defined]  # Django's own marker (log_response)
-            return call.finish(response, customers_returned=0)
+            return call.finish(response, customers_returned=0, note=note)
         return call.finish(json_response(None, raw=body), customers_returned=1, customer_id=customer_pk, note=note)
     except Exception as exc:  # noqa: BLE001 - a 4xx of the vocabulary or a logged JSON 500, never HTML
         return call.fail(exc)

@@ -29,10 +29,11 @@ from rest_framework import serializers
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.views import APIView
 
-from customers.normalize import InvalidAddress, normalize_email, normalize_phone
+from customers.matching import phone_match
+from customers.normalize import InvalidAddress, is_extension, normalize_email, normalize_phone
 from customers.selectors import omnidesk_document_by_customer_id, omnidesk_documents_by_address
 from hub.exceptions import Forbidden, MethodNotAllowed, NotAuthenticated, NotFound, ValidationFailed
-from hub.models import Integration
+from hub.models import Brand, Integration
 
 from .common import InboundCall, error_response, json_response
 from .lookup_cache import lookup_cache
@@ -43,6 +44,7 @@ ENDPOINT = "omnidesk.lookup"
 # Omnidesk channelAddressType -> our address type.
 CHANNEL_ADDRESS_TYPES = {"phonenumber": "telephone", "email": "email"}
 MAX_PARAM_LENGTH = 254
+EXTENSION = "extension"  # an internal extension: a normal miss, never looked up (customers.matching)
 
 
 class QueryError(Exception):
@@ -76,15 +78,13 @@ def phone_param(value: str) -> str:
 def omnidesk_query_parse(query, *, region: str) -> tuple[str, str]:
     """Omnidesk: the lookup the query asks for, as (address type or "primaryID", normalized value)."""
     primary_id = _param(query, "primaryID")
+    if primary_id is not None and primary_id.strip():
+        # The contract's primary-id search; an address sent beside it is not read (issue 12).
+        return "primaryID", primary_id.strip()
     channel = _param(query, "channelAddressType")
     address = _param(query, "address")
-    if primary_id is not None:
-        if channel is not None or address is not None:
-            raise QueryError("primaryID", "Give either primaryID or channelAddressType with address, not both.")
-        primary_id = primary_id.strip()
-        if not primary_id:
-            raise QueryError("primaryID", "primaryID must not be empty.")
-        return "primaryID", primary_id
+    if primary_id is not None and channel is None and address is None:
+        raise QueryError("primaryID", "primaryID must not be empty.")
     if channel is None:
         raise QueryError("channelAddressType", "channelAddressType (phoneNumber or email) or primaryID is required.")
     kind = CHANNEL_ADDRESS_TYPES.get(channel.strip().lower())
@@ -95,6 +95,8 @@ def omnidesk_query_parse(query, *, region: str) -> tuple[str, str]:
     try:
         if kind == "email":
             return kind, normalize_email(address)
+        if is_extension(phone_param(address)):
+            return EXTENSION, address.strip()
         return kind, _phone(address, region)
     except InvalidAddress as exc:
         raise QueryError("address", str(exc)) from exc
@@ -104,6 +106,31 @@ def omnidesk_query_parse(query, *, region: str) -> tuple[str, str]:
 def _phone(address: str, region: str) -> str:
     # lru_cache does not keep exceptions: a malformed number is parsed again each time.
     return normalize_phone(phone_param(address), region, strict=False)
+
+
+def omnidesk_customers_find(brand: Brand, kind: str, value: str) -> tuple[bytes, int, int | None, str]:
+    """(the JSON array, how many customers, the one customer's pk, log note).
+    Phone numbers follow the brand's matching policy (customers.matching);
+    several customers sharing an address are all returned, oldest first: the
+    contract lets Omnidesk choose (or not) between them."""
+    rows: list[tuple] = []
+    how = ""
+    if kind == "primaryID":
+        rows = omnidesk_document_by_customer_id(brand_id=brand.pk, customer_id=value)
+    elif kind == EXTENSION:
+        how = "an extension (5 digits or fewer): not looked up"
+    elif kind == "telephone":
+        found = phone_match(brand=brand, numbers=[value], columns="omnidesk", first_only=False)
+        if found is not None:
+            rows = found.rows
+            by_suffix = found.how("address") if found.suffix_digits else ""
+            how = "; ".join(part for part in (by_suffix, found.several("all returned")) if part)
+    else:
+        rows = omnidesk_documents_by_address(brand_id=brand.pk, kind=kind, normalized=value)
+        if len(rows) > 1:
+            how = f"{len(rows)} customers matched; all returned"
+    body = b"[" + ",".join(document for _, document in rows).encode() + b"]"
+    return body, len(rows), rows[0][0] if len(rows) == 1 else None, how
 
 
 def omnidesk_lookup(request, brand_slug: str):
@@ -128,14 +155,10 @@ def omnidesk_lookup(request, brand_slug: str):
         key = (brand.pk, brand.generation, ENDPOINT, kind, value)
         cached = lookup_cache.get(key)
         if cached is None:
-            if kind == "primaryID":
-                rows = omnidesk_document_by_customer_id(brand_id=brand.pk, customer_id=value)
-            else:
-                rows = omnidesk_documents_by_address(brand_id=brand.pk, kind=kind, normalized=value)
-            body = b"[" + ",".join(document for _, document in rows).encode() + b"]"
-            cached = (body, len(rows), rows[0][0] if len(rows) == 1 else None)
+            cached = omnidesk_customers_find(brand, kind, value)
             lookup_cache.set(key, cached)
-        body, count, customer_pk = cached
+        body, count, customer_pk, how = cached
+        note = "; ".join(part for part in (note, how) if part)
         return call.finish(json_response(None, raw=body), customers_returned=count, customer_id=customer_pk, note=note)
     except Exception as exc:  # noqa: BLE001 - Omnidesk: a 4xx of the vocabulary or a JSON 500, never HTML
         return call.fail(exc)
