@@ -372,7 +372,7 @@ def test_keys_typed_into_urls_or_headers_are_masked_in_the_history(client, brand
     )
     # As a configuration saved before plain secret headers were refused would hold them.
     rule.url = "https://crm.example.com/notes?api_key=sk_url_secret"
-    rule.headers = "Accept: application/json\nAuthorization: Bearer sk_header_secret"
+    rule.headers = 'Accept: application/json\nAuthorization: Bearer sk_header_secret'
     rule.save()
     client.force_login(factories.member(brand, Role.AUDITOR, username="audrey"))
     for url in (reverse("admin:rules_eventrule_history", args=[rule.pk]), reverse("admin:hub_configuration_changes")):
@@ -385,9 +385,7 @@ def test_keys_typed_into_urls_or_headers_are_masked_in_the_history(client, brand
 def test_secret_json_headers_are_masked_in_the_history_and_quotes_are_not_escaped_twice(client, brand):
     from hooks.rules.services import rule_create
 
-    rule = rule_create(
-        brand=brand, name="JSON headers", event_types=["workitem.closed"], url="https://crm.example.com/n"
-    )
+    rule = rule_create(brand=brand, name="JSON headers", event_types=["workitem.closed"], url="https://crm.example.com/n")
     rule.headers = '{"Accept": "application/json", "X-Api-Key": "hdr-secret"}'  # saved before such headers were refused
     rule.save()
     client.force_login(factories.member(brand, Role.AUDITOR, username="audrey"))

@@ -476,48 +476,16 @@ def test_type_specific_activity_fields_survive_export_and_import_into_another_br
     customer = factories.customer(brand, customer_id="TS1")
     specs = [
         {"kind": "NOTE", "external_id": "n1", "body": "**bold**", "markdown": True, "associated_user": "sanne"},
-        {
-            "kind": "TASK",
-            "external_id": "t1",
-            "due_date": when,
-            "status": "Pending",
-            "done": False,
-            "assigned_user": "sanne@example.com",
-        },
-        {
-            "kind": "CALL",
-            "external_id": "c1",
-            "from_number": "+31612345678",
-            "to_number": "+31201234567",
-            "duration_ms": 134000,
-            "start_time": when,
-        },
-        {
-            "kind": "TICKET",
-            "external_id": "k1",
-            "created_date": when,
-            "priority": "HIGH",
-            "pipeline": "Support",
-            "pipeline_stage": "Open",
-            "custom_header": "Ticket #1",
-            "custom_description": "Printer",
-        },
-        {
-            "kind": "DEAL",
-            "external_id": "d1",
-            "close_date": when,
-            "currency": "EUR",
-            "amount": Decimal("1200.50"),
-            "done": True,
-        },
-        {
-            "kind": "APPOINTMENT",
-            "external_id": "a1",
-            "start_date": when,
-            "end_date": when,
-            "all_day": False,
-            "venue": "Video call",
-        },
+        {"kind": "TASK", "external_id": "t1", "due_date": when, "status": "Pending", "done": False,
+         "assigned_user": "sanne@example.com"},
+        {"kind": "CALL", "external_id": "c1", "from_number": "+31612345678", "to_number": "+31201234567",
+         "duration_ms": 134000, "start_time": when},
+        {"kind": "TICKET", "external_id": "k1", "created_date": when, "priority": "HIGH", "pipeline": "Support",
+         "pipeline_stage": "Open", "custom_header": "Ticket #1", "custom_description": "Printer"},
+        {"kind": "DEAL", "external_id": "d1", "close_date": when, "currency": "EUR", "amount": Decimal("1200.50"),
+         "done": True},
+        {"kind": "APPOINTMENT", "external_id": "a1", "start_date": when, "end_date": when, "all_day": False,
+         "venue": "Video call"},
     ]
     for spec in specs:
         activity_record(customer=customer, occurred_at=when, **spec)
@@ -539,9 +507,7 @@ def test_type_specific_activity_fields_survive_export_and_import_into_another_br
     again = io.StringIO()
     customers_export(brand=twin, out=again)
     timeline_again = json.loads(again.getvalue())[0]["timeline"]
-    assert sorted(timeline_again, key=lambda e: e["externalID"]) == sorted(
-        item["timeline"], key=lambda e: e["externalID"]
-    )
+    assert sorted(timeline_again, key=lambda e: e["externalID"]) == sorted(item["timeline"], key=lambda e: e["externalID"])
 
 
 @pytest.mark.parametrize(
