@@ -123,21 +123,30 @@ def _phone_match_sql(columns: str, kinds: int, numbers: int, suffixes: int, firs
     Rows: the columns, the rank, and how many customers share that rank;
     best rank first, then the most recently updated (``first_only``: only
     that one) or the oldest customer first (every match, Omnidesk).
-    A suffix is a range on the indexed reversed digits: all digit strings
-    starting with "9876" lie between "9876" and "9876" followed by nines.
+
+    Each kind of match is its own branch of a UNION ALL, so each is a range
+    on the leading columns of its index (address_lookup, address_suffix_lookup):
+    an OR inside one WHERE lets the planner scan all the brand's phones.
+    A suffix is a range on the reversed digits: the digit strings starting with
+    "9876" lie between "9876" and "9876" followed by nines.
     """
-    suffix_test = '(a."digits_reversed" BETWEEN %s AND %s)'
-    ranks = [f'WHEN a."normalized" = %s THEN {i}' for i in range(numbers)]
-    ranks += [f"WHEN {suffix_test} THEN {numbers + i}" for i in range(suffixes)]
-    wanted = [f'a."normalized" IN ({", ".join(["%s"] * numbers)})'] + [suffix_test] * suffixes
-    order = 'c."updated_at" DESC, c."id" DESC LIMIT 1' if first_only else 'c."id"'
+    kind_in = f'a."brand_id" = %s AND a."kind" IN ({", ".join(["%s"] * kinds)})'
+    ranks = " ".join(f'WHEN a."normalized" = %s THEN {i}' for i in range(numbers))
+    branches = [
+        f'SELECT a."customer_id" AS "cid", CASE {ranks} END AS "rank" FROM "{_ADDRESS}" a '  # noqa: S608
+        f'WHERE {kind_in} AND a."normalized" IN ({", ".join(["%s"] * numbers)})'
+    ]
+    branches += [
+        f'SELECT a."customer_id", {numbers + i} FROM "{_ADDRESS}" a '  # noqa: S608
+        f'WHERE {kind_in} AND a."digits_reversed" BETWEEN %s AND %s'
+        for i in range(suffixes)
+    ]
     selected = ", ".join(f'c."{name}"' for name in PHONE_MATCH_COLUMNS[columns])
+    order = 'c."updated_at" DESC, c."id" DESC LIMIT 1' if first_only else 'c."id"'
     # Names come from the models, placeholders from counts: every value is a bound parameter.
     return (
         f'SELECT {selected}, m."rank", COUNT(*) OVER (PARTITION BY m."rank") FROM ('  # noqa: S608
-        f'SELECT a."customer_id" AS "cid", MIN(CASE {" ".join(ranks)} END) AS "rank" FROM "{_ADDRESS}" a '
-        f'WHERE a."brand_id" = %s AND a."kind" IN ({", ".join(["%s"] * kinds)}) AND ({" OR ".join(wanted)}) '
-        'GROUP BY a."customer_id") m '
+        f'SELECT u."cid", MIN(u."rank") AS "rank" FROM ({" UNION ALL ".join(branches)}) u GROUP BY u."cid") m '
         f'JOIN "{_CUSTOMER}" c ON c."id" = m."cid" WHERE c."brand_id" = %s '
         f'ORDER BY m."rank", {order}'
     )
@@ -154,14 +163,14 @@ def phone_matches(
 ) -> list[tuple]:
     """The customers of the brand holding one of the E.164 ``numbers`` (or, by
     suffix matching, a number ending in one of the digit ``suffixes``) as an
-    address of one of ``kinds``; see _phone_match_sql for the rows. One indexed
-    statement whatever the policy."""
+    address of one of ``kinds``; see _phone_match_sql for the rows. One
+    statement whatever the policy, every part of it an index range."""
     if not numbers and not suffixes:
         return []
     wanted = list(numbers or ("",))  # IN () is no valid SQL: "" is never a stored number
-    bounds = []
+    params: list = [*wanted, brand_id, *kinds, *wanted]
     for suffix in suffixes:
         low = suffix[::-1]
-        bounds += [low, low + "9" * (_REVERSED_MAX - len(low))]
+        params += [brand_id, *kinds, low, low + "9" * (_REVERSED_MAX - len(low))]
     sql = _phone_match_sql(columns, len(kinds), len(wanted), len(suffixes), first_only)
-    return _rows(sql, [*wanted, *bounds, brand_id, *kinds, *wanted, *bounds, brand_id])
+    return _rows(sql, [*params, brand_id])
