@@ -8,6 +8,9 @@ from hub.models import Brand, validate_time_zone
 
 from .normalize import digits_reversed
 
+# Address.digits_reversed: E.164 has at most 15 digits; room to spare.
+DIGITS_REVERSED_MAX_LENGTH = 32
+
 
 class AddressKind(models.TextChoices):
     EMAIL = "email", "E-mail"
@@ -135,7 +138,7 @@ class Address(models.Model):
     )
     digits_reversed = models.CharField(
         "digits reversed",
-        max_length=32,
+        max_length=DIGITS_REVERSED_MAX_LENGTH,
         blank=True,
         default="",
         editable=False,

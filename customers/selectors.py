@@ -11,19 +11,17 @@ from django.db.models import QuerySet
 
 from hub.models import Brand
 
-from .models import Customer
-from .normalize import InvalidAddress, normalize_email, normalize_phone
+from .models import DIGITS_REVERSED_MAX_LENGTH, Customer
+from .normalize import PHONE_KINDS, InvalidAddress, normalize_email
 
 
 def customer_find_by_address(*, brand: Brand, kind: str, value: str) -> QuerySet[Customer]:
-    """Customers of the brand holding the address (any spelling of a phone number)."""
+    """Customers of the brand holding the e-mail or social address. Phone
+    numbers have one home, the brand's matching policy: customers.matching."""
+    if kind in PHONE_KINDS:
+        raise ValueError("Phone numbers are matched by customers.matching (the brand's matching policy).")
     try:
-        if kind == "email":
-            normalized = normalize_email(value)
-        elif kind in {"telephone", "whatsapp"}:
-            normalized = normalize_phone(value, brand.default_region, strict=False)
-        else:
-            normalized = value.strip().lstrip("@").lower()
+        normalized = normalize_email(value) if kind == "email" else value.strip().lstrip("@").lower()
     except InvalidAddress:
         return Customer.objects.none()
     return Customer.objects.filter(
@@ -59,8 +57,6 @@ PHONE_MATCH_COLUMNS = {
     "omnidesk": ("id", "omnidesk_document"),
     "id": ("id",),
 }
-# Address.digits_reversed holds at most this many digits (E.164 has at most 15).
-_REVERSED_MAX = Customer._meta.get_field("addresses").related_model._meta.get_field("digits_reversed").max_length
 
 _local = threading.local()
 
@@ -171,6 +167,6 @@ def phone_matches(
     params: list = [*wanted, brand_id, *kinds, *wanted]
     for suffix in suffixes:
         low = suffix[::-1]
-        params += [brand_id, *kinds, low, low + "9" * (_REVERSED_MAX - len(low))]
+        params += [brand_id, *kinds, low, low + "9" * (DIGITS_REVERSED_MAX_LENGTH - len(low))]
     sql = _phone_match_sql(columns, len(kinds), len(wanted), len(suffixes), first_only)
     return _rows(sql, [*params, brand_id])

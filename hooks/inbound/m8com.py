@@ -5,8 +5,10 @@ and gives up after 3 seconds. Auth is ``Authorization: Bearer <secret>``; the
 contract's example code fixes the two error bodies (401 ``{"message": "No
 authorization header provided"}``, 403 ``{"message": "Invalid secret"}``).
 ``fromNumber`` is required, ``toNumber`` optional; the contact is looked up by
-``fromNumber``, then by ``toNumber``. A value that is no phone number (M8Com
-sends user ids for users without a real number) is a normal miss. Choices
+``fromNumber``, then by ``toNumber``, under the brand's matching policy
+(customers.matching: the brand's own lines are never looked up, so the other
+number is the customer). A value that is no phone number (M8Com sends user ids
+for users without a real number) or an extension is a normal miss. Choices
 where the contract is silent (docs/m8com-lookup.md): a miss is 404
 ``{"message": "No contact found"}``; several customers with the number: the
 most recently updated one.
@@ -344,9 +346,11 @@ class M8ComNumberLookupApi(APIView):
         operation_id="m8com_number_lookup",
         tags=["M8Com"],
         summary="Find the contact for a phone number",
-        description="Looks the contact up by `fromNumber`, then by `toNumber`. Numbers may be written with "
-        "spaces (`+46 70 123 45 67`); a value that is no phone number is a normal miss. Several customers "
-        "with the number: the most recently updated one. Unknown query parameters (and the experimental "
+        description="Looks the contact up by `fromNumber`, then by `toNumber`, leaving out the brand's own "
+        "lines (so the other number is the customer). Numbers may be written with spaces "
+        "(`+46 70 123 45 67`); a value that is no phone number, or an extension (5 digits or fewer), is a "
+        "normal miss. The brand's matching policy decides the address types and optional suffix matching. "
+        "Several customers with the number: the most recently updated one. Unknown query parameters (and the experimental "
         "`user` object) are ignored.",
         parameters=[
             OpenApiParameter("brand_slug", OpenApiTypes.STR, OpenApiParameter.PATH, description="The brand's slug."),

@@ -5,7 +5,7 @@ Omnidesk calls the configured URL (with our ``key``) on every contact and adds
 ``primaryID=...``. The answer is always a JSON array with
 ``Content-Type: application/json; charset=utf-8``: ``[]`` when nothing
 matches, every customer holding the address when several do, zero or one for
-``primaryID``. 400 for missing, contradictory or malformed parameters, 500 (a
+``primaryID``. 400 for missing or malformed parameters, 500 (a
 JSON body, never an HTML page) on unexpected failure. See docs/omnidesk-lookup.md.
 
 The hot path is designed, not written: one query checks the key and reads the
@@ -273,7 +273,9 @@ class OmnideskCustomerLookupApi(APIView):
         tags=["Omnidesk"],
         summary="Find customers by phone number, e-mail address or primary id",
         description="Called by Omnidesk on every contact. Give `channelAddressType` with `address`, or "
-        "`primaryID`. Always answers a JSON array: `[]` when nothing matches, every match when several "
+        "`primaryID` (which wins when both come). Phone numbers follow the brand's matching policy "
+        "(address types, suffix matching, own lines); an extension (5 digits or fewer) answers `[]`. "
+        "Always answers a JSON array: `[]` when nothing matches, every match when several "
         "customers share the address, zero or one for `primaryID`.",
         parameters=[
             OpenApiParameter("brand_slug", OpenApiTypes.STR, OpenApiParameter.PATH, description="The brand's slug."),
@@ -298,7 +300,8 @@ class OmnideskCustomerLookupApi(APIView):
                 "primaryID",
                 OpenApiTypes.STR,
                 OpenApiParameter.QUERY,
-                description="The brand's customer id (klantnummer); not together with channelAddressType/address.",
+                description="The brand's customer id (klantnummer). When given, it is the question: "
+                "channelAddressType/address sent beside it are not read.",
             ),
         ],
         responses={
@@ -307,7 +310,7 @@ class OmnideskCustomerLookupApi(APIView):
                 description="The matching customers (possibly none).",
                 examples=[OpenApiExample("One customer", value=EXAMPLE)],
             ),
-            400: _error("A missing, contradictory or malformed parameter (named in error.fields)."),
+            400: _error("A missing or malformed parameter (named in error.fields)."),
             401: _error("No key query parameter."),
             403: _error("Wrong, revoked or another brand's key, or a call from outside the key's networks."),
             404: _error("No such brand."),
