@@ -128,6 +128,18 @@ def _phone_match_sql(columns: str, kinds: int, numbers: int, suffixes: int, firs
     """
     kind_in = f'a."brand_id" = %s AND a."kind" IN ({", ".join(["%s"] * kinds)})'
     ranks = " ".join(f'WHEN a."normalized" = %s THEN {i}' for i in range(numbers))
+    selected = ", ".join(f'c."{name}"' for name in PHONE_MATCH_COLUMNS[columns])
+    order = 'c."updated_at" DESC, c."id" DESC LIMIT 1' if first_only else 'c."id"'
+    if kinds == 1 and not suffixes:
+        # The default policy, in the shape of the statement before issue 12 (no
+        # grouping: a customer holds a number at most once per type, constraint
+        # address_unique_per_customer), so a policy that is off costs nothing.
+        return (
+            f'SELECT {selected}, CASE {ranks} END AS "rank", COUNT(*) OVER (PARTITION BY a."normalized") '  # noqa: S608
+            f'FROM "{_ADDRESS}" a JOIN "{_CUSTOMER}" c ON c."id" = a."customer_id" '
+            f'WHERE {kind_in} AND a."normalized" IN ({", ".join(["%s"] * numbers)}) AND c."brand_id" = %s '
+            f'ORDER BY "rank", {order}'
+        )
     branches = [
         f'SELECT a."customer_id" AS "cid", CASE {ranks} END AS "rank" FROM "{_ADDRESS}" a '  # noqa: S608
         f'WHERE {kind_in} AND a."normalized" IN ({", ".join(["%s"] * numbers)})'
@@ -137,8 +149,6 @@ def _phone_match_sql(columns: str, kinds: int, numbers: int, suffixes: int, firs
         f'WHERE {kind_in} AND a."digits_reversed" BETWEEN %s AND %s'
         for i in range(suffixes)
     ]
-    selected = ", ".join(f'c."{name}"' for name in PHONE_MATCH_COLUMNS[columns])
-    order = 'c."updated_at" DESC, c."id" DESC LIMIT 1' if first_only else 'c."id"'
     # Names come from the models, placeholders from counts: every value is a bound parameter.
     return (
         f'SELECT {selected}, m."rank", COUNT(*) OVER (PARTITION BY m."rank") FROM ('  # noqa: S608

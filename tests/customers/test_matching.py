@@ -97,9 +97,15 @@ def test_every_part_of_the_statement_is_an_index_range(brand):
     kinds = ["telephone", "whatsapp"]
     numbers = ["+31600000005", "+31600000006"]
     params = [*numbers, brand.pk, *kinds, *numbers, brand.pk, *kinds, "500000", "500000" + "9" * 26, brand.pk]
+    explain = "EXPLAIN " if connection.vendor == "postgresql" else "EXPLAIN QUERY PLAN "
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
-        explain = "EXPLAIN " if connection.vendor == "postgresql" else "EXPLAIN QUERY PLAN "
+        # The default policy's statement (one type, no suffix) seeks address_lookup too.
+        cursor.execute(
+            explain + _phone_match_sql("m8com", 1, 2, 0, True), [*numbers, brand.pk, kinds[0], *numbers, brand.pk]
+        )
+        plan = "\n".join(str(row[-1]) for row in cursor.fetchall())
+        assert "address_lookup" in plan and "Seq Scan on customers_address" not in plan and "SCAN a" not in plan, plan
         cursor.execute(explain + sql, params)
         plan = "\n".join(str(row[-1]) for row in cursor.fetchall())
     assert "address_lookup" in plan and "address_suffix_lookup" in plan, plan
