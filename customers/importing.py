@@ -855,7 +855,7 @@ def _rows_insert(model: type[models.Model], objects: list, names: list[str]) -> 
 _CUSTOMER_COLUMNS = [
     f.name for f in Customer._meta.concrete_fields if f.name not in {"id", "brand"} and not f.primary_key
 ] + ["brand"]
-_ADDRESS_COLUMNS = ["brand", "customer", "kind", "value", "normalized", "comment", "position"]
+_ADDRESS_COLUMNS = ["brand", "customer", "kind", "value", "normalized", "digits_reversed", "comment", "position"]
 _CUSTOM_FIELD_COLUMNS = ["customer", "position", "key", "value"]
 _ACTIVITY_COLUMNS = [f.name for f in Activity._meta.concrete_fields if not f.primary_key]
 

@@ -6,6 +6,11 @@ from django.db import models
 
 from hub.models import Brand, validate_time_zone
 
+from .normalize import digits_reversed
+
+# Address.digits_reversed: E.164 has at most 15 digits; room to spare.
+DIGITS_REVERSED_MAX_LENGTH = 32
+
 
 class AddressKind(models.TextChoices):
     EMAIL = "email", "E-mail"
@@ -131,6 +136,15 @@ class Address(models.Model):
     normalized = models.CharField(
         "normalized", max_length=254, editable=False, help_text="E.164 for phones, lower case for e-mail."
     )
+    digits_reversed = models.CharField(
+        "digits reversed",
+        max_length=DIGITS_REVERSED_MAX_LENGTH,
+        blank=True,
+        default="",
+        editable=False,
+        help_text="A phone's E.164 digits backwards (blank for other types): the brand's suffix matching on the "
+        "last N digits is a prefix match on this indexed column.",
+    )
     comment = models.CharField("comment", max_length=100, blank=True, help_text="e.g. Work, Personal (M8Com comment).")
     position = models.PositiveIntegerField(
         "position", default=0, help_text="Order in the lookup answers; the first phone and e-mail are the main ones."
@@ -139,13 +153,25 @@ class Address(models.Model):
     class Meta:
         ordering = ["customer", "position", "pk"]
         verbose_name_plural = "addresses"
-        indexes = [models.Index(fields=["brand", "kind", "normalized"], name="address_lookup")]
+        indexes = [
+            models.Index(fields=["brand", "kind", "normalized"], name="address_lookup"),
+            models.Index(fields=["brand", "kind", "digits_reversed"], name="address_suffix_lookup"),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["customer", "kind", "normalized"], name="address_unique_per_customer")
         ]
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.value}"
+
+    def save(self, *args, **kwargs):
+        # Every single-row write (the admin's inline) keeps the suffix column with
+        # the number; the bulk writers set it in customers.services.addresses_clean.
+        self.digits_reversed = digits_reversed(self.kind, self.normalized)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "normalized" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "digits_reversed"}
+        super().save(*args, **kwargs)
 
 
 class CustomField(models.Model):

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 import phonenumbers
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 PHONE_KINDS = {"telephone", "whatsapp"}
+# Numbers of this many digits or fewer are internal extensions (issue 12): never looked up.
+EXTENSION_MAX_DIGITS = 5
+_SEPARATORS = re.compile(r"[\s.()\-]")
 
 
 class InvalidAddress(ValueError):
@@ -52,3 +57,19 @@ def normalize_address(kind: str, value: str, region: str) -> str:
     if not text:
         raise InvalidAddress("An address is required.")
     return text.lstrip("@").lower()
+
+
+def is_extension(value: str) -> bool:
+    """An internal extension ("201", "12 345"): 1 to 5 digits and nothing else but
+    spaces, dashes, dots or brackets (``+31 612`` is a malformed number, not an extension)."""
+    compact = _SEPARATORS.sub("", value or "")
+    return compact.isascii() and compact.isdigit() and len(compact) <= EXTENSION_MAX_DIGITS
+
+
+def digits_reversed(kind: str, normalized: str) -> str:
+    """What Address.digits_reversed stores: a phone's E.164 digits backwards
+    ("+31612345678" -> "87654321613"), "" for other address types. A suffix
+    match on the last N digits is then a prefix match on an indexed column."""
+    if kind not in PHONE_KINDS:
+        return ""
+    return "".join(char for char in reversed(normalized) if char.isdigit())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 
@@ -10,19 +11,17 @@ from django.db.models import QuerySet
 
 from hub.models import Brand
 
-from .models import Customer
-from .normalize import InvalidAddress, normalize_email, normalize_phone
+from .models import DIGITS_REVERSED_MAX_LENGTH, Customer
+from .normalize import PHONE_KINDS, InvalidAddress, normalize_email
 
 
 def customer_find_by_address(*, brand: Brand, kind: str, value: str) -> QuerySet[Customer]:
-    """Customers of the brand holding the address (any spelling of a phone number)."""
+    """Customers of the brand holding the e-mail or social address. Phone
+    numbers have one home, the brand's matching policy: customers.matching."""
+    if kind in PHONE_KINDS:
+        raise ValueError("Phone numbers are matched by customers.matching (the brand's matching policy).")
     try:
-        if kind == "email":
-            normalized = normalize_email(value)
-        elif kind in {"telephone", "whatsapp"}:
-            normalized = normalize_phone(value, brand.default_region, strict=False)
-        else:
-            normalized = value.strip().lstrip("@").lower()
+        normalized = normalize_email(value) if kind == "email" else value.strip().lstrip("@").lower()
     except InvalidAddress:
         return Customer.objects.none()
     return Customer.objects.filter(
@@ -52,15 +51,12 @@ _OMNIDESK_BY_ADDRESS = (
 )
 _OMNIDESK_BY_ID = f'SELECT "id", "omnidesk_document" FROM "{_CUSTOMER}" WHERE "brand_id" = %s AND "customer_id" = %s'  # noqa: S608
 
-
-# M8Com: fromNumber first, then toNumber; among the holders of one number the most
-# recently updated customer. Both numbers in one statement (one round trip for a miss).
-_M8COM_BY_PHONES = (
-    "SELECT " + ", ".join(f'c."{name}"' for name in M8COM_COLUMNS) + ', c."m8com_document", a."normalized" '  # noqa: S608
-    f'FROM "{_ADDRESS}" a JOIN "{_CUSTOMER}" c ON c."id" = a."customer_id" '
-    'WHERE a."brand_id" = %s AND a."kind" = \'telephone\' AND a."normalized" IN (%s, %s) AND c."brand_id" = %s '
-    'ORDER BY CASE WHEN a."normalized" = %s THEN 0 ELSE 1 END, c."updated_at" DESC, c."id" DESC LIMIT 1'
-)
+# What a phone match returns per customer, by use.
+PHONE_MATCH_COLUMNS = {
+    "m8com": (*M8COM_COLUMNS, "m8com_document"),
+    "omnidesk": ("id", "omnidesk_document"),
+    "id": ("id",),
+}
 
 _local = threading.local()
 
@@ -112,13 +108,75 @@ def omnidesk_document_by_customer_id(*, brand_id: int, customer_id: str) -> list
     return _rows(_OMNIDESK_BY_ID, [brand_id, customer_id])
 
 
-def m8com_contact_by_phones(*, brand_id: int, numbers: list[str]) -> tuple[tuple, str] | None:
-    """M8Com number lookup for up to two numbers in order of preference (E.164):
-    ``(M8COM_COLUMNS + (m8com_document,), the number that matched)`` of the most
-    recently updated customer of the brand holding the first number that anyone
-    holds, or None."""
-    if not numbers:
-        return None
-    first, second = numbers[0], numbers[-1]
-    rows = _rows(_M8COM_BY_PHONES, [brand_id, first, second, brand_id, first])
-    return (rows[0][:-1], rows[0][-1]) if rows else None
+@functools.lru_cache(maxsize=128)
+def _phone_match_sql(columns: str, kinds: int, numbers: int, suffixes: int, first_only: bool) -> str:
+    """One statement for a phone match (customers.matching holds the rules).
+
+    Every address of the given types holding one of the numbers exactly, or
+    (suffix matching) whose reversed digits start with a suffix's, gives its
+    customer a rank: the first exact number 0, the next 1, ..., then the
+    suffixes in the same order. Each customer counts once, at its best rank.
+    Rows: the columns, the rank, and how many customers share that rank;
+    best rank first, then the most recently updated (``first_only``: only
+    that one) or the oldest customer first (every match, Omnidesk).
+
+    Each kind of match is its own branch of a UNION ALL, so each is a range
+    on the leading columns of its index (address_lookup, address_suffix_lookup):
+    an OR inside one WHERE lets the planner scan all the brand's phones.
+    A suffix is a range on the reversed digits: the digit strings starting with
+    "9876" lie between "9876" and "9876" followed by nines.
+    """
+    kind_in = f'a."brand_id" = %s AND a."kind" IN ({", ".join(["%s"] * kinds)})'
+    ranks = " ".join(f'WHEN a."normalized" = %s THEN {i}' for i in range(numbers))
+    selected = ", ".join(f'c."{name}"' for name in PHONE_MATCH_COLUMNS[columns])
+    order = 'c."updated_at" DESC, c."id" DESC LIMIT 1' if first_only else 'c."id"'
+    if kinds == 1 and not suffixes:
+        # The default policy, in the shape of the statement before issue 12 (no
+        # grouping: a customer holds a number at most once per type, constraint
+        # address_unique_per_customer), so a policy that is off costs nothing.
+        return (
+            f'SELECT {selected}, CASE {ranks} END AS "rank", COUNT(*) OVER (PARTITION BY a."normalized") '  # noqa: S608
+            f'FROM "{_ADDRESS}" a JOIN "{_CUSTOMER}" c ON c."id" = a."customer_id" '
+            f'WHERE {kind_in} AND a."normalized" IN ({", ".join(["%s"] * numbers)}) AND c."brand_id" = %s '
+            f'ORDER BY "rank", {order}'
+        )
+    branches = [
+        f'SELECT a."customer_id" AS "cid", CASE {ranks} END AS "rank" FROM "{_ADDRESS}" a '  # noqa: S608
+        f'WHERE {kind_in} AND a."normalized" IN ({", ".join(["%s"] * numbers)})'
+    ]
+    branches += [
+        f'SELECT a."customer_id", {numbers + i} FROM "{_ADDRESS}" a '  # noqa: S608
+        f'WHERE {kind_in} AND a."digits_reversed" BETWEEN %s AND %s'
+        for i in range(suffixes)
+    ]
+    # Names come from the models, placeholders from counts: every value is a bound parameter.
+    return (
+        f'SELECT {selected}, m."rank", COUNT(*) OVER (PARTITION BY m."rank") FROM ('  # noqa: S608
+        f'SELECT u."cid", MIN(u."rank") AS "rank" FROM ({" UNION ALL ".join(branches)}) u GROUP BY u."cid") m '
+        f'JOIN "{_CUSTOMER}" c ON c."id" = m."cid" WHERE c."brand_id" = %s '
+        f'ORDER BY m."rank", {order}'
+    )
+
+
+def phone_matches(
+    *,
+    brand_id: int,
+    kinds: tuple[str, ...],
+    numbers: tuple[str, ...],
+    suffixes: tuple[str, ...] = (),
+    columns: str,
+    first_only: bool,
+) -> list[tuple]:
+    """The customers of the brand holding one of the E.164 ``numbers`` (or, by
+    suffix matching, a number ending in one of the digit ``suffixes``) as an
+    address of one of ``kinds``; see _phone_match_sql for the rows. One
+    statement whatever the policy, every part of it an index range."""
+    if not numbers and not suffixes:
+        return []
+    wanted = list(numbers or ("",))  # IN () is no valid SQL: "" is never a stored number
+    params: list = [*wanted, brand_id, *kinds, *wanted]
+    for suffix in suffixes:
+        low = suffix[::-1]
+        params += [brand_id, *kinds, low, low + "9" * (DIGITS_REVERSED_MAX_LENGTH - len(low))]
+    sql = _phone_match_sql(columns, len(kinds), len(wanted), len(suffixes), first_only)
+    return _rows(sql, [*params, brand_id])

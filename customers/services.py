@@ -27,7 +27,7 @@ from hub.services import brand_touch
 
 from . import documents
 from .models import Activity, ActivityKind, Address, AddressKind, Customer, CustomField
-from .normalize import InvalidAddress, normalize_address
+from .normalize import InvalidAddress, digits_reversed, normalize_address
 
 CUSTOMER_FIELDS = (
     "first_name",
@@ -127,6 +127,7 @@ def addresses_clean(*, brand: Brand, addresses: Iterable[Mapping[str, Any]]) -> 
                     "kind": kind,
                     "value": value,
                     "normalized": normalized,
+                    "digits_reversed": digits_reversed(kind, normalized),
                     "comment": str(item.get("comment") or "")[:100],
                     "position": len(cleaned),
                 }

@@ -1,16 +1,18 @@
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 from django.urls import path
+from django.utils.text import capfirst
 from simple_history.admin import SimpleHistoryAdmin
 
 from . import scoping, services
 from .history import BrandScopedHistoryAdmin, history_sources, recent_changes
-from .models import Brand, Credential, Membership
+from .models import PHONE_ADDRESS_TYPES, Brand, Credential, Membership, default_phone_address_types
 
 CHANGES_SHOWN = 200
 
@@ -59,6 +61,46 @@ class UserMembershipInline(SuperuserOnlyInline):
     verbose_name_plural = "brand roles (admins configure, auditors read)"
 
 
+class PhoneAddressTypesField(forms.TypedMultipleChoiceField):
+    """Checkboxes; none ticked (or the field left out of a post) is the default, telephone only."""
+
+    def __init__(self, **kwargs):
+        kwargs.update(choices=[(kind, kind) for kind in PHONE_ADDRESS_TYPES], required=False)
+        super().__init__(widget=forms.CheckboxSelectMultiple, **kwargs)
+
+    def clean(self, value):
+        return super().clean(value) or default_phone_address_types()
+
+
+class SuffixDigitsField(forms.IntegerField):
+    """Empty is 0: suffix matching off."""
+
+    def clean(self, value):
+        cleaned = super().clean(value)
+        return 0 if cleaned is None else cleaned
+
+
+class OwnLinesField(forms.CharField):
+    """The brand's lines one per line (or comma-separated) in the form, a JSON list in the model."""
+
+    widget = forms.Textarea(attrs={"rows": 4, "cols": 40})
+
+    def prepare_value(self, value):
+        return "\n".join(value) if isinstance(value, list) else value
+
+    def clean(self, value):
+        text = super().clean(value) or ""
+        return [line.strip() for line in text.replace(",", "\n").splitlines() if line.strip()]
+
+
+# The matching policy fields' admin form fields (hub.models.Brand, "Matching policy").
+POLICY_FORM_FIELDS = {
+    "phone_address_types": PhoneAddressTypesField,
+    "suffix_match_digits": SuffixDigitsField,
+    "own_lines": OwnLinesField,
+}
+
+
 @admin.register(Brand)
 class BrandAdmin(MembershipFormsetMixin, BrandScopedHistoryAdmin):
     list_display = ["name", "slug", "default_region", "time_zone", "is_active", "created_at"]
@@ -87,6 +129,17 @@ class BrandAdmin(MembershipFormsetMixin, BrandScopedHistoryAdmin):
                 "(Lookup sources in the menu; docs/lookup-sources.md).",
             },
         ),
+        (
+            "Matching policy",
+            {
+                "fields": ["phone_address_types", "suffix_match_digits", "own_lines"],
+                "description": "Which customer a phone number belongs to, for the Omnidesk and M8Com lookups and "
+                "for call logs and service hooks. Numbers of 5 digits or fewer are internal extensions and are "
+                "never looked up. When several customers hold a number, M8Com shows the most recently updated "
+                "one (Omnidesk gets them all); the request log says how many matched. A change applies to the "
+                "next lookup.",
+            },
+        ),
     ]
 
     def has_add_permission(self, request, obj=None):
@@ -94,6 +147,13 @@ class BrandAdmin(MembershipFormsetMixin, BrandScopedHistoryAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return request.user.is_superuser
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field_class = POLICY_FORM_FIELDS.get(db_field.name)
+        if field_class is None:
+            return super().formfield_for_dbfield(db_field, request, **kwargs)
+        # Not required: a post without them (an older form, a script) sets the defaults.
+        return field_class(label=capfirst(db_field.verbose_name), help_text=db_field.help_text, required=False)
 
     def save_model(self, request, obj, form, change):
         # Through the service: drops cached lookup answers and, after a time-zone

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import zoneinfo
 
 import phonenumbers
@@ -42,6 +43,45 @@ def validate_networks(value: list) -> None:
             bad.append(str(item))
     if bad:
         raise ValidationError(f"Not a network in CIDR notation: {', '.join(bad)}")
+
+
+# Address types whose values are phone numbers (stored in E.164): the ones a
+# brand may count as a phone for lookups (customers.normalize.PHONE_KINDS).
+PHONE_ADDRESS_TYPES = ("telephone", "whatsapp")
+_OWN_LINE = re.compile(r"^\+[1-9][0-9]{5,14}\*?$")
+
+
+def validate_phone_address_types(value: list) -> None:
+    if not isinstance(value, list) or not value or not all(isinstance(item, str) for item in value):
+        raise ValidationError('A non-empty list of address types, e.g. ["telephone", "whatsapp"].')
+    unknown = [item for item in value if item not in PHONE_ADDRESS_TYPES]
+    if unknown:
+        raise ValidationError(
+            f"Not a phone address type: {', '.join(unknown)} (choose from {', '.join(PHONE_ADDRESS_TYPES)})."
+        )
+    if len(set(value)) != len(value):
+        raise ValidationError("An address type appears twice.")
+
+
+def validate_own_lines(value: list) -> None:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValidationError('A list of numbers and prefixes in E.164, e.g. ["+31205550100", "+3120555*"].')
+    bad = [item for item in value if not _OWN_LINE.match(item)]
+    if bad:
+        raise ValidationError(
+            f"Not an E.164 number or prefix (+ and 6 to 15 digits, an optional * at the end): {', '.join(bad)}"
+        )
+
+
+def validate_suffix_digits(value: int) -> None:
+    if value and not SUFFIX_MIN_DIGITS <= value <= SUFFIX_MAX_DIGITS:
+        raise ValidationError(
+            f"0 (off) or {SUFFIX_MIN_DIGITS} to {SUFFIX_MAX_DIGITS} digits; 5 digits or fewer are extensions."
+        )
+
+
+SUFFIX_MIN_DIGITS = 6
+SUFFIX_MAX_DIGITS = 12
 
 
 class SecretsHistory(models.Model):
@@ -152,6 +192,10 @@ def create_activity_url_problems(value: object) -> list[str]:
     return problems
 
 
+def default_phone_address_types() -> list[str]:
+    return ["telephone"]
+
+
 class Brand(models.Model):
     """A tenant: one company's customers, credentials and integrations."""
 
@@ -218,6 +262,32 @@ class Brand(models.Model):
         validators=[MaxValueValidator(2000)],
         help_text="Parallel mode: when a later source matches first, how long (0 to 2,000 ms) to wait for an "
         "earlier source, which wins if it matches in time.",
+    )
+    # Matching policy (customers.matching): which customer a number belongs to.
+    phone_address_types = models.JSONField(
+        "address types that count as a phone",
+        default=default_phone_address_types,
+        validators=[validate_phone_address_types],
+        help_text="A phone lookup (Omnidesk phoneNumber, M8Com numbers, call logs and service hooks) finds "
+        'addresses of these types: ["telephone"] (default) or ["telephone", "whatsapp"] to find a number '
+        "stored as WhatsApp too.",
+    )
+    suffix_match_digits = models.PositiveSmallIntegerField(
+        "suffix matching (last N digits)",
+        default=0,
+        validators=[validate_suffix_digits],
+        help_text=f"0: off (default). {SUFFIX_MIN_DIGITS} to {SUFFIX_MAX_DIGITS}: when no customer holds the exact "
+        "E.164 number, one whose number ends in the same last N digits is found (for numbers stored without "
+        "their country code), e.g. 9. Numbers of 5 digits or fewer are extensions and never looked up.",
+    )
+    own_lines = models.JSONField(
+        "the brand's own lines",
+        default=list,
+        blank=True,
+        validators=[validate_own_lines],
+        help_text='Your own numbers and DID ranges in E.164, a trailing * for a prefix, e.g. ["+31205550100", '
+        '"+3120555*"]. Such a number is never looked up: of an M8Com fromNumber / toNumber the other one is '
+        "the customer, and a call log or service hook never matches a customer by it.",
     )
     # Bumped in the same transaction as every change to this brand's customers;
     # lookup caches are keyed by it so they never serve stale data.

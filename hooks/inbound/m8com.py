@@ -5,8 +5,10 @@ and gives up after 3 seconds. Auth is ``Authorization: Bearer <secret>``; the
 contract's example code fixes the two error bodies (401 ``{"message": "No
 authorization header provided"}``, 403 ``{"message": "Invalid secret"}``).
 ``fromNumber`` is required, ``toNumber`` optional; the contact is looked up by
-``fromNumber``, then by ``toNumber``. A value that is no phone number (M8Com
-sends user ids for users without a real number) is a normal miss. Choices
+``fromNumber``, then by ``toNumber``, under the brand's matching policy
+(customers.matching: the brand's own lines are never looked up, so the other
+number is the customer). A value that is no phone number (M8Com sends user ids
+for users without a real number) or an extension is a normal miss. Choices
 where the contract is silent (docs/m8com-lookup.md): a miss is 404
 ``{"message": "No contact found"}``; several customers with the number: the
 most recently updated one.
@@ -37,8 +39,8 @@ from rest_framework import serializers
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.views import APIView
 
-from customers.normalize import InvalidAddress, normalize_phone
-from customers.selectors import M8COM_COLUMNS, m8com_contact_by_phones
+from customers.matching import MOST_RECENT, phone_for_lookup, phone_match, phone_policy
+from customers.selectors import M8COM_COLUMNS
 from hooks.sources.preview import m8com_answer_register
 from hooks.sources.services import lookup_upstream
 from hooks.sources.tags import key_for
@@ -104,16 +106,10 @@ class _Links:
 
 @functools.lru_cache(maxsize=16_384)
 def phone_or_none(value: str, region: str) -> str | None:
-    """E.164, or None for a value that is no phone number (an M8Com user id).
-    Cached: M8Com looks the same numbers up again and again, and parsing is
-    the costliest step of a cached lookup."""
-    value = (value or "")[:MAX_NUMBER_LENGTH]
-    if not value.strip():
-        return None
-    try:
-        return normalize_phone(phone_param(value), region, strict=False)
-    except InvalidAddress:
-        return None
+    """E.164, or None for a value that is no phone number (an M8Com user id) or
+    an internal extension (customers.matching). Cached: M8Com looks the same
+    numbers up again and again, and parsing is the costliest step of a cached lookup."""
+    return phone_for_lookup(phone_param((value or "")[:MAX_NUMBER_LENGTH]), region)
 
 
 def _template_context(row: tuple, contact: dict[str, Any]) -> dict[str, Any]:
@@ -153,6 +149,31 @@ def m8com_contact_body(brand: Brand, row: tuple) -> bytes:
     if rendered:
         contact["createActivityUrls"] = rendered
     return orjson.dumps(contact)
+
+
+def m8com_contact_find(
+    brand: Brand, numbers: tuple[tuple[str, str | None], ...]
+) -> tuple[bytes | None, int | None, str]:
+    """(body or None, customer pk, log note) for the normalized (name, number)
+    pairs, fromNumber first. A lookup does not say the call's direction: the
+    brand's own lines are never looked up, so the other number is the customer;
+    neither a known line: fromNumber, then toNumber (customers.matching)."""
+    policy = phone_policy(brand)
+    own = [name for name, number in numbers if number is not None and policy.is_own_line(number)]
+    skipped = f"own line: {', '.join(own)}" if own else ""
+    found = phone_match(brand=brand, numbers=[number for _, number in numbers if number is not None], columns="m8com")
+    if found is None:
+        return None, None, skipped
+    name = next(name for name, number in numbers if number == found.number)
+    note = "; ".join(part for part in (found.how(name), found.several(MOST_RECENT), skipped) if part)
+    return m8com_contact_body(brand, found.row), found.row[0], note
+
+
+def upstream_keys(brand: Brand, numbers: tuple[tuple[str, str | None], ...]) -> list:
+    """What the brand's lookup sources are asked on a miss: the numbers that may
+    be the customer's (never one of the brand's own lines), fromNumber first."""
+    policy = phone_policy(brand)
+    return [key_for("telephone", number) for _, number in numbers if number and not policy.is_own_line(number)]
 
 
 def m8com_key_check(call: InboundCall, request: HttpRequest, brand_slug: str) -> HttpResponse | None:
@@ -200,19 +221,12 @@ def m8com_lookup(request, brand_slug: str):
         key = (brand.pk, brand.generation, ENDPOINT, numbers[0][1], numbers[1][1], templates)
         cached = lookup_cache.get(key)
         if cached is None:
-            cached = (None, None, "")
-            found = m8com_contact_by_phones(
-                brand_id=brand.pk, numbers=[number for _, number in numbers if number is not None]
-            )
-            if found is not None:
-                row, matched = found
-                name = next(name for name, number in numbers if number == matched)
-                cached = (m8com_contact_body(brand, row), row[0], f"matched {name}")
+            cached = m8com_contact_find(brand, numbers)
             lookup_cache.set(key, cached)
         body, customer_pk, note = cached
         if body is None and (
             upstream := lookup_upstream(
-                brand=brand, keys=[key_for("telephone", n) for _, n in numbers if n], started=call.started
+                brand=brand, keys=upstream_keys(brand, numbers), started=call.started
             )
         ):
             body, customer_pk, note = (
@@ -225,7 +239,7 @@ def m8com_lookup(request, brand_slug: str):
             # A miss is a normal answer, not an error: keep it out of Django's
             # "Not Found" warnings (it is in the request log like every call).
             response._has_been_logged = True  # type: ignore[attr-defined]  # Django's own marker (log_response)
-            return call.finish(response, customers_returned=0)
+            return call.finish(response, customers_returned=0, note=note)
         return call.finish(json_response(None, raw=body), customers_returned=1, customer_id=customer_pk, note=note)
     except Exception as exc:  # noqa: BLE001 - a 4xx of the vocabulary or a logged JSON 500, never HTML
         return call.fail(exc)
@@ -342,9 +356,11 @@ class M8ComNumberLookupApi(APIView):
         operation_id="m8com_number_lookup",
         tags=["M8Com"],
         summary="Find the contact for a phone number",
-        description="Looks the contact up by `fromNumber`, then by `toNumber`. Numbers may be written with "
-        "spaces (`+46 70 123 45 67`); a value that is no phone number is a normal miss. Several customers "
-        "with the number: the most recently updated one. Unknown query parameters (and the experimental "
+        description="Looks the contact up by `fromNumber`, then by `toNumber`, leaving out the brand's own "
+        "lines (so the other number is the customer). Numbers may be written with spaces "
+        "(`+46 70 123 45 67`); a value that is no phone number, or an extension (5 digits or fewer), is a "
+        "normal miss. The brand's matching policy decides the address types and optional suffix matching. "
+        "Several customers with the number: the most recently updated one. Unknown query parameters (and the experimental "
         "`user` object) are ignored.",
         parameters=[
             OpenApiParameter("brand_slug", OpenApiTypes.STR, OpenApiParameter.PATH, description="The brand's slug."),
@@ -386,7 +402,11 @@ class M8ComNumberLookupApi(APIView):
         return m8com_lookup(request, kwargs["brand_slug"])
 
 
-m8com_answer_register(contact_body=m8com_contact_body, no_contact=NO_CONTACT)  # "Test a lookup" (hooks.sources)
+m8com_answer_register(  # "Test a lookup" (hooks.sources) answers as this lookup does
+    find=lambda brand, number: m8com_contact_find(brand, (("fromNumber", number), ("toNumber", None))),
+    contact_body=m8com_contact_body,
+    no_contact=NO_CONTACT,
+)
 
 urlpatterns = [
     re_path(r"^m8com/(?P<brand_slug>[^/]+)/lookup(?:/+)?$", M8ComNumberLookupApi.as_view(), name="m8com-number-lookup")

@@ -5,7 +5,7 @@ Omnidesk calls the configured URL (with our ``key``) on every contact and adds
 ``primaryID=...``. The answer is always a JSON array with
 ``Content-Type: application/json; charset=utf-8``: ``[]`` when nothing
 matches, every customer holding the address when several do, zero or one for
-``primaryID``. 400 for missing, contradictory or malformed parameters, 500 (a
+``primaryID``. 400 for missing or malformed parameters, 500 (a
 JSON body, never an HTML page) on unexpected failure. See docs/omnidesk-lookup.md.
 
 The hot path is designed, not written: one query checks the key and reads the
@@ -29,12 +29,14 @@ from rest_framework import serializers
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.views import APIView
 
-from customers.normalize import InvalidAddress, normalize_email, normalize_phone
+from customers.matching import phone_match
+from customers.normalize import InvalidAddress, is_extension, normalize_email, normalize_phone
 from customers.selectors import omnidesk_document_by_customer_id, omnidesk_documents_by_address
+from hooks.sources.preview import omnidesk_answer_register
 from hooks.sources.services import lookup_upstream
 from hooks.sources.tags import key_for
 from hub.exceptions import Forbidden, MethodNotAllowed, NotAuthenticated, NotFound, ValidationFailed
-from hub.models import Integration
+from hub.models import Brand, Integration
 
 from .common import InboundCall, error_response, json_response
 from .lookup_cache import lookup_cache
@@ -45,6 +47,7 @@ ENDPOINT = "omnidesk.lookup"
 # Omnidesk channelAddressType -> our address type.
 CHANNEL_ADDRESS_TYPES = {"phonenumber": "telephone", "email": "email"}
 MAX_PARAM_LENGTH = 254
+EXTENSION = "extension"  # an internal extension: a normal miss, never looked up (customers.matching)
 
 
 class QueryError(Exception):
@@ -78,15 +81,13 @@ def phone_param(value: str) -> str:
 def omnidesk_query_parse(query, *, region: str) -> tuple[str, str]:
     """Omnidesk: the lookup the query asks for, as (address type or "primaryID", normalized value)."""
     primary_id = _param(query, "primaryID")
+    if primary_id is not None and primary_id.strip():
+        # The contract's primary-id search; an address sent beside it is not read (issue 12).
+        return "primaryID", primary_id.strip()
     channel = _param(query, "channelAddressType")
     address = _param(query, "address")
-    if primary_id is not None:
-        if channel is not None or address is not None:
-            raise QueryError("primaryID", "Give either primaryID or channelAddressType with address, not both.")
-        primary_id = primary_id.strip()
-        if not primary_id:
-            raise QueryError("primaryID", "primaryID must not be empty.")
-        return "primaryID", primary_id
+    if primary_id is not None and channel is None and address is None:
+        raise QueryError("primaryID", "primaryID must not be empty.")
     if channel is None:
         raise QueryError("channelAddressType", "channelAddressType (phoneNumber or email) or primaryID is required.")
     kind = CHANNEL_ADDRESS_TYPES.get(channel.strip().lower())
@@ -97,6 +98,8 @@ def omnidesk_query_parse(query, *, region: str) -> tuple[str, str]:
     try:
         if kind == "email":
             return kind, normalize_email(address)
+        if is_extension(phone_param(address)):
+            return EXTENSION, address.strip()
         return kind, _phone(address, region)
     except InvalidAddress as exc:
         raise QueryError("address", str(exc)) from exc
@@ -106,6 +109,31 @@ def omnidesk_query_parse(query, *, region: str) -> tuple[str, str]:
 def _phone(address: str, region: str) -> str:
     # lru_cache does not keep exceptions: a malformed number is parsed again each time.
     return normalize_phone(phone_param(address), region, strict=False)
+
+
+def omnidesk_customers_find(brand: Brand, kind: str, value: str) -> tuple[bytes, int, int | None, str]:
+    """(the JSON array, how many customers, the one customer's pk, log note).
+    Phone numbers follow the brand's matching policy (customers.matching);
+    several customers sharing an address are all returned, oldest first: the
+    contract lets Omnidesk choose (or not) between them."""
+    rows: list[tuple] = []
+    how = ""
+    if kind == "primaryID":
+        rows = omnidesk_document_by_customer_id(brand_id=brand.pk, customer_id=value)
+    elif kind == EXTENSION:
+        how = "an extension (5 digits or fewer): not looked up"
+    elif kind == "telephone":
+        found = phone_match(brand=brand, numbers=[value], columns="omnidesk", first_only=False)
+        if found is not None:
+            rows = found.rows
+            by_suffix = found.how("address") if found.suffix_digits else ""
+            how = "; ".join(part for part in (by_suffix, found.several("all returned")) if part)
+    else:
+        rows = omnidesk_documents_by_address(brand_id=brand.pk, kind=kind, normalized=value)
+        if len(rows) > 1:
+            how = f"{len(rows)} customers matched; all returned"
+    body = b"[" + ",".join(document for _, document in rows).encode() + b"]"
+    return body, len(rows), rows[0][0] if len(rows) == 1 else None, how
 
 
 def omnidesk_lookup(request, brand_slug: str):
@@ -130,17 +158,17 @@ def omnidesk_lookup(request, brand_slug: str):
         key = (brand.pk, brand.generation, ENDPOINT, kind, value)
         cached = lookup_cache.get(key)
         if cached is None:
-            if kind == "primaryID":
-                rows = omnidesk_document_by_customer_id(brand_id=brand.pk, customer_id=value)
-            else:
-                rows = omnidesk_documents_by_address(brand_id=brand.pk, kind=kind, normalized=value)
-            body = b"[" + ",".join(document for _, document in rows).encode() + b"]"
-            cached = (body, len(rows), rows[0][0] if len(rows) == 1 else None)
+            cached = omnidesk_customers_find(brand, kind, value)
             lookup_cache.set(key, cached)
-        body, count, customer_pk = cached
-        if count == 0 and (upstream := lookup_upstream(brand=brand, keys=[key_for(kind, value)], started=call.started)):
+        body, count, customer_pk, how = cached
+        note = "; ".join(part for part in (note, how) if part)
+        if (
+            count == 0
+            and kind != EXTENSION
+            and (upstream := lookup_upstream(brand=brand, keys=[key_for(kind, value)], started=call.started))
+        ):
             body, count, customer_pk = upstream.omnidesk_body(), 1, upstream.customer_pk
-            note = "; ".join(part for part in (note, upstream.note) if part)[:300]
+            note = "; ".join(part for part in (note, upstream.note) if part)
         return call.finish(json_response(None, raw=body), customers_returned=count, customer_id=customer_pk, note=note)
     except Exception as exc:  # noqa: BLE001 - Omnidesk: a 4xx of the vocabulary or a JSON 500, never HTML
         return call.fail(exc)
@@ -255,7 +283,9 @@ class OmnideskCustomerLookupApi(APIView):
         tags=["Omnidesk"],
         summary="Find customers by phone number, e-mail address or primary id",
         description="Called by Omnidesk on every contact. Give `channelAddressType` with `address`, or "
-        "`primaryID`. Always answers a JSON array: `[]` when nothing matches, every match when several "
+        "`primaryID` (which wins when both come). Phone numbers follow the brand's matching policy "
+        "(address types, suffix matching, own lines); an extension (5 digits or fewer) answers `[]`. "
+        "Always answers a JSON array: `[]` when nothing matches, every match when several "
         "customers share the address, zero or one for `primaryID`.",
         parameters=[
             OpenApiParameter("brand_slug", OpenApiTypes.STR, OpenApiParameter.PATH, description="The brand's slug."),
@@ -280,7 +310,8 @@ class OmnideskCustomerLookupApi(APIView):
                 "primaryID",
                 OpenApiTypes.STR,
                 OpenApiParameter.QUERY,
-                description="The brand's customer id (klantnummer); not together with channelAddressType/address.",
+                description="The brand's customer id (klantnummer). When given, it is the question: "
+                "channelAddressType/address sent beside it are not read.",
             ),
         ],
         responses={
@@ -289,7 +320,7 @@ class OmnideskCustomerLookupApi(APIView):
                 description="The matching customers (possibly none).",
                 examples=[OpenApiExample("One customer", value=EXAMPLE)],
             ),
-            400: _error("A missing, contradictory or malformed parameter (named in error.fields)."),
+            400: _error("A missing or malformed parameter (named in error.fields)."),
             401: _error("No key query parameter."),
             403: _error("Wrong, revoked or another brand's key, or a call from outside the key's networks."),
             404: _error("No such brand."),
@@ -304,6 +335,8 @@ class OmnideskCustomerLookupApi(APIView):
         # wrapping, negotiation and finalization are skipped.
         return omnidesk_lookup(request, kwargs["brand_slug"])
 
+
+omnidesk_answer_register(find=omnidesk_customers_find)  # "Test a lookup" (hooks.sources) answers as this lookup does
 
 urlpatterns = [
     re_path(

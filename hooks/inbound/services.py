@@ -37,6 +37,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from customers import documents
+from customers.matching import customer_for_phone, phone_policy
 from customers.models import Address, Customer, CustomField
 from customers.normalize import InvalidAddress, normalize_phone
 from customers.selectors import customer_find_by_address, customer_find_by_id
@@ -241,7 +242,8 @@ def _customer_match(brand: Brand, lookups: list[tuple[str, str]]) -> Customer | 
         elif kind == "email":
             found = customer_find_by_address(brand=brand, kind="email", value=value).order_by("pk").first()
         else:
-            found = customer_find_by_address(brand=brand, kind="telephone", value=value).order_by("pk").first()
+            # The brand's matching policy, as the lookups apply it (customers.matching).
+            found = customer_for_phone(brand=brand, value=value)
         if found is not None:
             return found
     return None
@@ -254,6 +256,8 @@ def _unknown_caller_create(brand: Brand, number: str) -> Customer | None:
         normalized = normalize_phone(number, brand.default_region, strict=True)
     except InvalidAddress:
         return None
+    if phone_policy(brand).is_own_line(normalized):
+        return None  # the brand's own line is nobody's number
     return customer_create(
         brand=brand,
         display_name=f"Unknown caller {normalized}",

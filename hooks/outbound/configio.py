@@ -1,6 +1,6 @@
 """Config as code: a brand's outbound configuration as JSON (docs/config-as-code.md).
 
-``config_export`` writes the brand's settings (region, time zone, M8Com links,
+``config_export`` writes the brand's settings (region, time zone, M8Com links, matching policy,
 unknown-caller handling), its CRM syncs (and every section another app
 registered, e.g. dispatcher rules) with secrets as references to environment
 variables, never in clear. ``config_import`` validates the whole file first
@@ -124,6 +124,9 @@ BRAND_FIELDS = (
     "lookup_budget_ms",
     "lookup_parallel",
     "lookup_priority_window_ms",
+    "phone_address_types",
+    "suffix_match_digits",
+    "own_lines",
 )
 
 

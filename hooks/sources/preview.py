@@ -13,7 +13,6 @@ from typing import Any
 import orjson
 
 from customers.normalize import InvalidAddress, normalize_email, normalize_phone
-from customers.selectors import m8com_contact_by_phones, omnidesk_document_by_customer_id, omnidesk_documents_by_address
 
 from . import chain
 from .services import lookup_upstream
@@ -69,11 +68,22 @@ def _pretty(body: bytes | str) -> str:
 
 # The M8Com adapter adds the brand's links to a contact; it registers how (with its
 # "no contact" body) when the URLs load it, so this app never imports an adapter.
-_m8com: dict[str, Any] = {}
+# What each platform's adapter answers from the hub's store, registered by the
+# adapters (hooks.inbound imports this app, never the other way round), so the
+# page shows exactly what the lookup would: the same matching policy, the same bytes.
+_answers: dict[str, dict[str, Any]] = {}
 
 
-def m8com_answer_register(*, contact_body: Callable[[Any, tuple], bytes], no_contact: dict) -> None:
-    _m8com.update(contact_body=contact_body, no_contact=no_contact)
+def m8com_answer_register(
+    *, find: Callable[[Any, str], tuple[bytes | None, int | None, str]], contact_body: Callable, no_contact: dict
+) -> None:
+    """``find(brand, e164)``: (body or None, customer pk, note) as the M8Com lookup answers one number."""
+    _answers["m8com"] = {"find": find, "contact_body": contact_body, "no_contact": no_contact}
+
+
+def omnidesk_answer_register(*, find: Callable[[Any, str, str], tuple[bytes, int, int | None, str]]) -> None:
+    """``find(brand, kind, value)``: (JSON array, count, customer pk, note) as the Omnidesk lookup answers."""
+    _answers["omnidesk"] = {"find": find}
 
 
 def lookup_preview(*, brand, platform: str, value: str, kind: str = "auto", use_cache: bool = True) -> Preview:
@@ -89,15 +99,11 @@ def lookup_preview(*, brand, platform: str, value: str, kind: str = "auto", use_
         return preview
     result = chain.ChainResult()
     if platform == "omnidesk":
-        if key.kind == "customer_id":
-            rows = omnidesk_document_by_customer_id(brand_id=brand.pk, customer_id=key.value)
-        else:
-            kind_name = "telephone" if key.kind == "phone" else "email"
-            rows = omnidesk_documents_by_address(brand_id=brand.pk, kind=kind_name, normalized=key.value)
-        preview.hub_found = len(rows)
-        preview.hub_customer_pks = [pk for pk, _ in rows]
-        body = b"[" + ",".join(document for _, document in rows).encode() + b"]"
-        if not rows:
+        kind_name = {"customer_id": "primaryID", "phone": "telephone"}.get(key.kind, key.kind)
+        body, count, customer_pk, _ = _answers["omnidesk"]["find"](brand, kind_name, key.value)
+        preview.hub_found = count
+        preview.hub_customer_pks = [customer_pk] if customer_pk else []
+        if not count:
             answer = lookup_upstream(
                 brand=brand, keys=[key], started=started, reason="test", use_cache=use_cache, keep=False, result=result
             )
@@ -105,22 +111,21 @@ def lookup_preview(*, brand, platform: str, value: str, kind: str = "auto", use_
                 body = answer.omnidesk_body()
         preview.body = _pretty(body)
     else:
-        m8com_contact_body: Callable[[Any, tuple], bytes] = _m8com["contact_body"]
-        no_contact: dict = _m8com["no_contact"]
-        found = m8com_contact_by_phones(brand_id=brand.pk, numbers=[key.value])
+        m8com = _answers["m8com"]
+        found, customer_pk, _ = m8com["find"](brand, key.value)
         if found is not None:
             preview.hub_found = 1
-            preview.hub_customer_pks = [found[0][0]]
-            preview.body = _pretty(m8com_contact_body(brand, found[0]))
+            preview.hub_customer_pks = [customer_pk]
+            preview.body = _pretty(found)
         else:
             answer = lookup_upstream(
                 brand=brand, keys=[key], started=started, reason="test", use_cache=use_cache, keep=False, result=result
             )
             if answer is not None:
-                preview.body = _pretty(m8com_contact_body(brand, answer.m8com_row()))
+                preview.body = _pretty(m8com["contact_body"](brand, answer.m8com_row()))
             else:
                 preview.status = 404
-                preview.body = _pretty(orjson.dumps(no_contact))
+                preview.body = _pretty(orjson.dumps(m8com["no_contact"]))
     preview.chain = result
     preview.elapsed_ms = (time.perf_counter() - started) * 1000
     return preview

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from customers.selectors import m8com_contact_by_phones, omnidesk_documents_by_address
+from customers.selectors import omnidesk_documents_by_address, phone_matches
 from customers.services import customer_update
 from hooks.inbound.lookup_cache import lookup_cache
 from tests.factories import credential, customer
@@ -48,7 +48,15 @@ def test_m8com_key_of_one_brand_never_sees_another_brands_contact(client, brand,
     # Only brand B holds the number: brand A's key finds nobody.
     response = m8com(client, brand, secret_a, position)
     assert (response.status_code, json.loads(response.content)) == (404, {"message": "No contact found"})
-    assert m8com_contact_by_phones(brand_id=brand.pk, numbers=[SHARED]) is None
+    found = phone_matches(
+        brand_id=brand.pk,
+        kinds=("telephone",),
+        numbers=(SHARED,),
+        suffixes=("12345678",),
+        columns="id",
+        first_only=False,
+    )
+    assert found == []
     # Both hold it, brand B's customer the most recently updated (the one the statement would
     # pick without the brand filter): each key gets its own brand's customer.
     holder(brand, "Mine")

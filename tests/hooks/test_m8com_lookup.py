@@ -385,7 +385,7 @@ def test_unexpected_failure_is_a_json_500(client, secret, maria, monkeypatch):
     def explode(**kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(m8com, "m8com_contact_by_phones", explode)
+    monkeypatch.setattr(m8com, "phone_match", explode)
     response = lookup(client, secret, fromNumber="+46701234567")
     assert response.status_code == 500
     assert json.loads(response.content) == {

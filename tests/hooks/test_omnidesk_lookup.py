@@ -259,16 +259,6 @@ def test_several_customers_sharing_an_address_are_all_returned(client, key, bran
             "address",
             "'thomas(at)example.org' is not a valid e-mail address.",
         ),
-        (
-            {"primaryID": "42", "channelAddressType": "email", "address": "x@example.org"},
-            "primaryID",
-            "Give either primaryID or channelAddressType with address, not both.",
-        ),
-        (
-            {"primaryID": "42", "address": "x@example.org"},
-            "primaryID",
-            "Give either primaryID or channelAddressType with address, not both.",
-        ),
         ({"primaryID": ""}, "primaryID", "primaryID must not be empty."),
         ({"primaryID": "x" * 255}, "primaryID", "At most 254 characters."),
         ({"primaryID": "4\x002"}, "primaryID", "Must not contain a NUL character."),

@@ -149,6 +149,9 @@ def test_brand_settings_travel_with_the_file(brand, other_brand, tmp_path, capsy
     brand.create_activity_urls = [{"name": "New note", "url": "https://crm.example.com/{{ customer.customer_id }}"}]
     brand.more_info_url_template = "https://crm.example.com/c/{{ customer.customer_id }}"
     brand.create_unknown_callers = True
+    brand.phone_address_types = ["telephone", "whatsapp"]
+    brand.suffix_match_digits = 9
+    brand.own_lines = ["+31205550100", "+3120555*"]
     brand.save()
     path, data, _ = export("acme", tmp_path, capsys)
     assert data["brand_settings"] == {
@@ -162,6 +165,9 @@ def test_brand_settings_travel_with_the_file(brand, other_brand, tmp_path, capsy
         "lookup_budget_ms": 2000,
         "lookup_parallel": False,
         "lookup_priority_window_ms": 200,
+        "phone_address_types": ["telephone", "whatsapp"],
+        "suffix_match_digits": 9,
+        "own_lines": ["+31205550100", "+3120555*"],
     }
 
     # Into another brand: the settings are copied, the name stays the target's own.
@@ -176,6 +182,11 @@ def test_brand_settings_travel_with_the_file(brand, other_brand, tmp_path, capsy
     )
     assert other_brand.create_activity_urls == brand.create_activity_urls
     assert other_brand.create_unknown_callers is True
+    assert (other_brand.phone_address_types, other_brand.suffix_match_digits, other_brand.own_lines) == (
+        ["telephone", "whatsapp"],
+        9,
+        ["+31205550100", "+3120555*"],
+    )
     assert other_brand.generation == generation + 1  # cached lookup answers are dropped
     call_command("import_config", str(path), "--brand", "globex")
     assert "0 objects created or changed" in capsys.readouterr().out
