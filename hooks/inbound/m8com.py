@@ -39,6 +39,7 @@ from rest_framework.views import APIView
 
 from customers.normalize import InvalidAddress, normalize_phone
 from customers.selectors import M8COM_COLUMNS, m8com_contact_by_phones
+from hub import metrics
 from hub.exceptions import MethodNotAllowed, NotFound, ValidationFailed
 from hub.models import LINK_SAMPLE_CONTEXT, Brand, Integration
 from hub.templating import LINK_KIND, TemplateRenderError, clock, link_budget, template_render
@@ -50,6 +51,7 @@ from .omnidesk import ErrorDetailSerializer, ErrorSerializer, phone_param
 logger = logging.getLogger(__name__)
 
 ENDPOINT = "m8com.lookup"
+metrics.endpoints_declare(ENDPOINT)
 NO_HEADER = {"message": "No authorization header provided"}
 INVALID_SECRET = {"message": "Invalid secret"}
 NO_CONTACT = {"message": "No contact found"}

@@ -31,6 +31,7 @@ from rest_framework.views import APIView
 
 from customers.normalize import InvalidAddress, normalize_email, normalize_phone
 from customers.selectors import omnidesk_document_by_customer_id, omnidesk_documents_by_address
+from hub import metrics
 from hub.exceptions import Forbidden, MethodNotAllowed, NotAuthenticated, NotFound, ValidationFailed
 from hub.models import Integration
 
@@ -40,6 +41,7 @@ from .lookup_cache import lookup_cache
 logger = logging.getLogger(__name__)
 
 ENDPOINT = "omnidesk.lookup"
+metrics.endpoints_declare(ENDPOINT)
 # Omnidesk channelAddressType -> our address type.
 CHANNEL_ADDRESS_TYPES = {"phonenumber": "telephone", "email": "email"}
 MAX_PARAM_LENGTH = 254
