@@ -158,12 +158,6 @@ def worker_heartbeat_end() -> None:
             pass
 
 
-def process_exit(pid: int) -> None:
-    """A server process ended (gunicorn's child_exit): drop its live gauges."""
-    if MULTIPROC_DIR:
-        multiprocess.mark_process_dead(pid, MULTIPROC_DIR)
-
-
 # ---------------------------------------------------------------- scrape-time collectors
 
 

@@ -10,13 +10,17 @@ between two scrapes.
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
+import yaml
 from django.conf import settings
 from prometheus_client.parser import text_string_to_metric_families
 from werkzeug import Response
@@ -342,3 +346,65 @@ def test_a_real_qcluster_writes_attempts_and_its_heartbeat_for_the_web_to_scrape
         )
         == 3
     )
+
+
+# ------------------------------------------------------------------ deploy/: alert rules and dashboard
+
+DEPLOY = ROOT / "deploy"
+METRIC_NAME = re.compile(r"\b((?:hookhub|django)_[a-z_]+)\b")
+
+
+def deploy_expressions() -> list[str]:
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "hookhub-alerts.yml").read_text())
+    expressions = []
+    for group in rules["groups"]:
+        assert group["name"] and group["rules"]
+        for rule in group["rules"]:
+            assert set(rule) <= {"alert", "expr", "for", "labels", "annotations"}, rule
+            assert rule["alert"] and rule["expr"] and rule["labels"]["severity"] and rule["annotations"]["summary"]
+            expressions.append(rule["expr"])
+    dashboard = json.loads((DEPLOY / "grafana" / "hookhub-dashboard.json").read_text())
+    for panel in dashboard["panels"]:
+        assert panel["targets"], panel["title"]
+        expressions += [target["expr"] for target in panel["targets"]]
+    return expressions
+
+
+def test_the_alert_rules_and_the_dashboard_use_only_metrics_that_metrics_exposes(client, brand):
+    text = client.get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode()
+    families = list(text_string_to_metric_families(text))
+    exposed = {family.name for family in families} | {s.name for family in families for s in family.samples}
+    used = {name for expression in deploy_expressions() for name in METRIC_NAME.findall(expression)}
+    unknown = {
+        name for name in used if name not in exposed and re.sub(r"_(bucket|count|sum|total)$", "", name) not in exposed
+    }
+    assert unknown == set()
+    assert {
+        "hookhub_outbox_oldest_due_age_seconds",
+        "hookhub_delivery_attempts_total",
+        "hookhub_inbound_request_duration_seconds_bucket",
+        "hookhub_worker_heartbeat_timestamp_seconds",
+        "hookhub_delivery_latency_seconds_bucket",
+    } <= used
+
+
+def test_promtool_accepts_the_alert_rules():
+    """Debian's prometheus package brings promtool; without it the structure and
+    names are still checked by the test above."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        deploy_expressions()
+        return
+    rules = DEPLOY / "prometheus"
+    result = subprocess.run(
+        [promtool, "check", "rules", str(rules / "hookhub-alerts.yml")], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    result = subprocess.run(
+        [promtool, "test", "rules", str(rules / "hookhub-alerts.test.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=rules,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
