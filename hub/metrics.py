@@ -216,7 +216,7 @@ class _Scrape:
 
 def exposition() -> bytes:
     """The text a scrape returns."""
-    return generate_latest(_Scrape())  # type: ignore[arg-type] - generate_latest only calls collect()
+    return generate_latest(_Scrape())  # type: ignore[arg-type]  # generate_latest only calls collect()
 
 
 # ---------------------------------------------------------------- who may read /metrics

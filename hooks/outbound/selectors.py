@@ -92,7 +92,7 @@ def health_merge(parts: list[dict]) -> dict:
 
 def outbox_depth() -> dict[str, int]:
     """Open deliveries by state, every open state present (index delivery_due: state first)."""
-    counts = dict.fromkeys(state.OPEN_STATES, 0)
+    counts: dict[str, int] = dict.fromkeys(state.OPEN_STATES, 0)
     rows = Delivery.objects.filter(state__in=state.OPEN_STATES).values_list("state").annotate(n=Count("pk"))
     counts.update(rows.order_by())
     return counts
