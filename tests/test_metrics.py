@@ -408,3 +408,17 @@ def test_promtool_accepts_the_alert_rules():
         cwd=rules,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_database_outage_leaves_the_outbox_families_out_not_the_scrape(client, monkeypatch):
+    from hub import metrics
+
+    def down():
+        raise OSError("connection refused")
+
+    (outbox,) = [c for c in metrics._scrape_collectors if isinstance(c, metrics.OutboxCollector)]
+    monkeypatch.setattr(outbox, "depth", down)
+    samples = scrape(client)
+    names = {name for name, _ in samples}
+    assert "hookhub_outbox_deliveries" not in names
+    assert "django_http_requests_total_by_view_transport_method_total" in names
