@@ -20,10 +20,13 @@ install: $(STAMP)
 
 ## The one command that installs and runs the hub (SQLite + django-q2 ORM broker, web + worker).
 run: export HUB_ALLOW_PRIVATE_DESTINATIONS ?= true
+# web and worker write metrics to one directory; /metrics sums them (docs/metrics.md)
+run: export PROMETHEUS_MULTIPROC_DIR ?= $(CURDIR)/.hookhub/prometheus
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py demo --host $(HOST) --port $(PORT) --crm-port $(DEMO_CRM_PORT)
+	rm -rf "$(PROMETHEUS_MULTIPROC_DIR)" && mkdir -p "$(PROMETHEUS_MULTIPROC_DIR)"
 	HOST=$(HOST) PORT=$(PORT) DEMO_CRM_PORT=$(DEMO_CRM_PORT) \
 		$(VENV)/bin/honcho start --no-prefix -f Procfile
 

@@ -68,9 +68,11 @@ INSTALLED_APPS = [
     "hooks.rules",
     "hooks.sources",
     "demo",  # `manage.py demo`: above every app, imported by none
+    "django_prometheus",  # request, database and cache families for /metrics (hub.metrics)
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",  # first and last: times the whole stack
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -79,6 +81,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -118,6 +121,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+# django-prometheus's wrappers of the same backends: the django_db_* families.
+DATABASES["default"]["ENGINE"] = {
+    "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
+    "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
+}.get(DATABASES["default"]["ENGINE"], DATABASES["default"]["ENGINE"])
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -140,7 +148,8 @@ REDIS_URL = env.str("REDIS_URL", default="")
 
 CACHES = {
     "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        # django-prometheus's subclass of Django's RedisCache: the django_cache_* families.
+        {"BACKEND": "django_prometheus.cache.backends.redis.NativeRedisCache", "LOCATION": REDIS_URL}
         if REDIS_URL
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )
@@ -228,6 +237,11 @@ HUB_LOOKUP_CACHE_SIZE = env.int("HUB_LOOKUP_CACHE_SIZE", default=10_000)
 HUB_LOOKUP_CACHE_SHARED = env.bool("HUB_LOOKUP_CACHE_SHARED", default=bool(env.str("REDIS_URL", default="")))
 # Lookup sources (hooks.sources): worker threads per process for upstream calls.
 HUB_LOOKUP_SOURCE_THREADS = env.int("HUB_LOOKUP_SOURCE_THREADS", default=32)
+
+# /metrics (hub.metrics, docs/metrics.md): open to loopback; elsewhere only to these
+# addresses/networks (comma-separated CIDRs) or with "Authorization: Bearer HUB_METRICS_TOKEN".
+HUB_METRICS_ALLOWED_CIDRS = env.list("HUB_METRICS_ALLOWED_CIDRS", default=[])
+HUB_METRICS_TOKEN = env.str("HUB_METRICS_TOKEN", default="")
 
 # The admin's public base URL, used in links the hub sends out (rule presets).
 HUB_ADMIN_BASE_URL = env.str("HUB_ADMIN_BASE_URL", default="http://127.0.0.1:8000")

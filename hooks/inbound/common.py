@@ -31,6 +31,7 @@ from django.utils import timezone
 from rest_framework.views import APIView
 
 from customers.selectors import sql_rows
+from hub import metrics
 from hub.exceptions import (
     ApplicationError,
     MethodNotAllowed,
@@ -45,13 +46,15 @@ from hub.redaction import redact_query, redact_text
 from hub.selectors import AuthResult, credential_authenticate, credential_needs_touch
 from synclog import writer
 
-from .models import INTERPRETED_STATES, EventState, InboundEvent
+from .models import INTERPRETED_STATES, EventSource, EventState, InboundEvent
 from .services import inbound_event_accept
 
 logger = logging.getLogger(__name__)
 
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 BODY_LOG_LIMIT = 16 * 1024
+
+metrics.endpoints_declare(*EventSource.values)  # the event endpoints' names are their sources
 
 
 def json_response(payload: Any, status: int = 200, *, raw: bytes | None = None) -> HttpResponse:
@@ -215,6 +218,8 @@ class InboundCall:
     ) -> HttpResponse:
         """Log the call (key redacted) and return the response unchanged."""
         try:
+            elapsed = time.perf_counter() - self.started
+            metrics.inbound_call_observe(endpoint=self.endpoint, status=response.status_code, seconds=elapsed)
             credential = self.credential
             now = timezone.now()
             brand = self.brand
@@ -226,7 +231,7 @@ class InboundCall:
                 "query": redact_query(self.request.META.get("QUERY_STRING", "")),
                 "credential_prefix": credential.prefix if credential else "",
                 "status": response.status_code,
-                "latency_ms": round((time.perf_counter() - self.started) * 1000, 3),
+                "latency_ms": round(elapsed * 1000, 3),
                 "customers_returned": customers_returned,
                 "customer_id": customer_id,
                 "remote_addr": self.remote_addr[:64],
@@ -363,6 +368,7 @@ def event_accept_view(view: EventAcceptApi, request: HttpRequest, **kwargs: str)
             brand=call.brand, source=source, body=body, headers=dict(request.headers)
         )
         event_id = event.pk
+        metrics.inbound_event_observe(source=source, state=event.state, duplicate=duplicate)
         return call.finish(
             json_response(*event_response_body(event, duplicate)),
             customer_id=event.customer_id,

@@ -44,6 +44,7 @@ from customers.selectors import M8COM_COLUMNS
 from hooks.sources.preview import m8com_answer_register
 from hooks.sources.services import lookup_upstream
 from hooks.sources.tags import key_for
+from hub import metrics
 from hub.exceptions import MethodNotAllowed, NotFound, ValidationFailed
 from hub.models import LINK_SAMPLE_CONTEXT, Brand, Integration
 from hub.templating import LINK_KIND, TemplateRenderError, clock, link_budget, template_render
@@ -55,6 +56,7 @@ from .omnidesk import ErrorDetailSerializer, ErrorSerializer, phone_param
 logger = logging.getLogger(__name__)
 
 ENDPOINT = "m8com.lookup"
+metrics.endpoints_declare(ENDPOINT)
 NO_HEADER = {"message": "No authorization header provided"}
 INVALID_SECRET = {"message": "Invalid secret"}
 NO_CONTACT = {"message": "No contact found"}

@@ -35,6 +35,7 @@ from customers.selectors import omnidesk_document_by_customer_id, omnidesk_docum
 from hooks.sources.preview import omnidesk_answer_register
 from hooks.sources.services import lookup_upstream
 from hooks.sources.tags import key_for
+from hub import metrics
 from hub.exceptions import Forbidden, MethodNotAllowed, NotAuthenticated, NotFound, ValidationFailed
 from hub.models import Brand, Integration
 
@@ -44,6 +45,7 @@ from .lookup_cache import lookup_cache
 logger = logging.getLogger(__name__)
 
 ENDPOINT = "omnidesk.lookup"
+metrics.endpoints_declare(ENDPOINT)
 # Omnidesk channelAddressType -> our address type.
 CHANNEL_ADDRESS_TYPES = {"phonenumber": "telephone", "email": "email"}
 MAX_PARAM_LENGTH = 254

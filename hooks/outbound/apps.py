@@ -28,9 +28,12 @@ class OutboundConfig(AppConfig):
     def ready(self) -> None:
         from django_q.signals import post_spawn
 
-        from . import checks, crm  # noqa: F401 - checks registers the system check
+        from hub import metrics
+
+        from . import checks, crm, selectors  # noqa: F401 - checks registers the system check
         from .engine import stopping
 
         crm.register()
         post_migrate.connect(ensure_sweep_schedule, sender=self, dispatch_uid="outbound-sweep-schedule")
         post_spawn.connect(stopping.worker_prepare, dispatch_uid="outbound-worker-graceful-stop")
+        metrics.outbox_register(depth=selectors.outbox_depth, oldest_due_age=selectors.outbox_oldest_due_age)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db.models import Count, Max, Q, QuerySet
+from django.db.models import Count, Max, Min, Q, QuerySet
 from django.utils import timezone
 
 from customers import documents
 from customers.models import Customer
 
+from .engine import clock, state
 from .models import CrmSync, Delivery
 
 
@@ -84,3 +85,24 @@ def health_merge(parts: list[dict]) -> dict:
         if last is not None and (merged["last"] is None or last.pk > merged["last"].pk):
             merged["last"] = last
     return merged
+
+
+# ---------------------------------------------------------------- /metrics (hub.metrics.OutboxCollector)
+
+
+def outbox_depth() -> dict[str, int]:
+    """Open deliveries by state, every open state present (index delivery_due: state first)."""
+    counts: dict[str, int] = dict.fromkeys(state.OPEN_STATES, 0)
+    rows = Delivery.objects.filter(state__in=state.OPEN_STATES).values_list("state").annotate(n=Count("pk"))
+    counts.update(rows.order_by())
+    return counts
+
+
+def outbox_oldest_due_age() -> float:
+    """Seconds since the oldest pending delivery became due (0 when none is): one
+    MIN over the (state, next_attempt_at) index."""
+    moment = clock.now()
+    oldest = Delivery.objects.filter(state=state.PENDING, next_attempt_at__lte=moment).aggregate(
+        oldest=Min("next_attempt_at")
+    )["oldest"]
+    return max((moment - oldest).total_seconds(), 0.0) if oldest is not None else 0.0

@@ -17,6 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
+from hub import metrics
 from synclog import attempts
 
 from .. import registry
@@ -168,6 +169,7 @@ def deliveries_record(*, results: list[SendResult]) -> list[Delivery]:
                 next_attempt_at=next_attempt_at,
                 lease_expires_at=None,
             )
+    metrics.deliveries_recorded(deliveries=[r.delivery for r in results if not r.obsolete], moment=moment)
     return [r.delivery for r in results]
 
 

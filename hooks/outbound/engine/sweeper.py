@@ -15,6 +15,8 @@ import threading
 from django.conf import settings
 from django.db import close_old_connections, connection
 
+from hub import metrics
+
 from . import run
 
 logger = logging.getLogger(__name__)
@@ -36,11 +38,13 @@ class Sweeper(threading.Thread):
             try:
                 close_old_connections()
                 run.deliveries_wake()
+                metrics.worker_heartbeat()
                 failures = 0
             except Exception:  # noqa: BLE001 - a database or broker outage: try again later
                 failures += 1
                 logger.exception("The delivery sweeper failed (%d in a row); retrying", failures)
                 connection.close()
+        metrics.worker_heartbeat_end()
         connection.close()
 
     def stop(self) -> None:
