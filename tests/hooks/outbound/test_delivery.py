@@ -10,7 +10,8 @@ from datetime import timedelta
 
 import pytest
 from django.db import transaction
-from django_q.models import OrmQ, Schedule
+from django_q.brokers import get_broker
+from django_q.models import Schedule
 from werkzeug import Response
 
 from customers.services import customer_delete, customer_update
@@ -21,7 +22,7 @@ from tests import factories
 
 from .conftest import body_of, deliveries, make_sync, run_all
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.engine, pytest.mark.django_db]
 
 
 def test_create_update_delete_reach_the_crm_in_order_with_the_remote_id(brand, httpserver, receiver_url, clock):
@@ -237,9 +238,9 @@ def test_worker_killed_mid_delivery_leads_to_exactly_one_more_attempt(brand, htt
     assert run_all() == 0
     assert services.deliveries_sweep() == 0
     clock.advance(seconds=61)
-    OrmQ.objects.all().delete()
+    get_broker().purge_queue()  # the broker of the shape under test: ORM or Redis
     assert services.deliveries_sweep() == 1
-    assert OrmQ.objects.count() == 1
+    assert get_broker().queue_size() == 1
     assert run_all() == 1
     assert run_all() == 0
     delivery.refresh_from_db()
@@ -257,11 +258,11 @@ def test_outbox_rolls_back_with_the_change_and_enqueues_one_task_per_commit(
         factories.customer(brand)
         raise RuntimeError("the change fails")
     assert not Delivery.objects.exists()
-    OrmQ.objects.all().delete()
+    get_broker().purge_queue()  # the broker of the shape under test: ORM or Redis
     with django_capture_on_commit_callbacks(execute=True):
         factories.customer(brand)
     assert Delivery.objects.count() == 2
-    assert OrmQ.objects.count() == 1  # both deliveries in one task
+    assert get_broker().queue_size() == 1  # both deliveries in one task
 
 
 def test_disabled_syncs_and_actions_create_nothing_and_pending_ones_become_obsolete(brand, receiver_url, clock):
@@ -311,15 +312,15 @@ def test_sweeper_leaves_fresh_first_attempts_to_their_task_and_enqueues_due_retr
     httpserver.expect_request("/people").respond_with_data("no", status=500)
     make_sync(brand, receiver_url)
     factories.customer(brand)
-    OrmQ.objects.all().delete()
+    get_broker().purge_queue()  # the broker of the shape under test: ORM or Redis
     assert services.deliveries_sweep() == 0  # its on-commit task will send it
     clock.advance(seconds=61)
     assert services.deliveries_sweep() == 1  # that task was lost
     run_all()
     clock.advance(minutes=30)
-    OrmQ.objects.all().delete()
+    get_broker().purge_queue()  # the broker of the shape under test: ORM or Redis
     assert services.deliveries_sweep() == 1
-    assert OrmQ.objects.count() == 1
+    assert get_broker().queue_size() == 1
 
 
 def test_retry_now_gives_a_failed_delivery_a_fresh_window(brand, httpserver, receiver_url, clock, settings):
@@ -369,12 +370,12 @@ def test_a_delivery_whose_lease_could_run_out_is_released_not_sent(brand, httpse
     settings.HUB_DELIVERY_LEASE_SECONDS = 4  # shorter than the 2 s timeout + 5 s margin
     make_sync(brand, receiver_url)
     factories.customer(brand)
-    OrmQ.objects.all().delete()
+    get_broker().purge_queue()  # the broker of the shape under test: ORM or Redis
     services.deliveries_run(budget_seconds=0.5)
     (delivery,) = deliveries()
     assert (delivery.state, delivery.attempts, delivery.lease_expires_at) == ("pending", 0, None)
     assert len(httpserver.log) == 0
-    assert OrmQ.objects.count() == 1  # handed to one fresh task
+    assert get_broker().queue_size() == 1  # handed to one fresh task
     settings.HUB_DELIVERY_LEASE_SECONDS = 60
     run_all()
     delivery.refresh_from_db()
