@@ -20,11 +20,12 @@ bounded in time (``--timeout``):
 4. **baseline**: a plain ``requests.Session`` loop, ``--workers`` threads, N PUTs;
 5. **burst**, for each broker of ``--brokers`` (``orm``: django-q2's ORM broker
    on PostgreSQL; ``redis``: ``--redis``, flushed before and after) and each
-   cluster count of ``--clusters``: N deliveries written in transactions of 100
-   customer.updated events (hub.events.emit, as a bulk import would), then that
-   many ``manage.py qcluster`` processes (``--workers`` each) drain them:
-   deliveries/s from the first to the last receipt, every delivery with its own
-   claim, attempt row and state;
+   cluster count of ``--clusters`` (that many ``manage.py qcluster`` processes,
+   ``--workers`` each): N deliveries written in transactions of 100
+   customer.updated events (hub.events.emit, as a bulk import would), either
+   while the clusters run (``live``) or before they start (``backlog``: the
+   drain after an outage); deliveries/s from the first to the last receipt,
+   every delivery with its own claim, attempt row and state;
 6. **steady**, for each broker with the largest cluster count: one delivery per
    transaction at ``--rate`` per second for ``--steady-seconds``: p50 / p99 from
    commit to receipt;
@@ -78,9 +79,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--clusters", default="1,2", help="cluster counts to measure, e.g. 1,2")
     parser.add_argument("--brokers", default="orm,redis", help="brokers to measure: orm, redis or both")
     parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/6"))
+    parser.add_argument(
+        "--burst-modes",
+        default="live,backlog",
+        help="live: written while the clusters run (a bulk import); backlog: written first, then the clusters start",
+    )
     parser.add_argument("--rate", type=float, default=200.0, help="steady phase: deliveries per second")
     parser.add_argument("--steady-seconds", type=float, default=20.0)
-    parser.add_argument("--wrk-connections", type=int, default=16)
+    parser.add_argument(
+        "--wrk-connections", type=int, default=4, help="wrk connections (default: 2 clusters x 2 workers' worth)"
+    )
     parser.add_argument("--wrk-seconds", type=int, default=8)
     parser.add_argument("--database", default="hookhub_bench_delivery")
     parser.add_argument("--pg", default=os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432"))
@@ -288,10 +296,11 @@ def summarize(results: dict) -> None:
     print(f"   receiver capacity (wrk): {f'{capacity:.0f} req/s' if capacity else 'not measured'}")
     print(f"   requests loop baseline: {base:.0f} req/s (mean of before/after)")
     for broker, run in results["runs"].items():
-        for clusters, burst in run["bursts"].items():
+        for key, burst in run["bursts"].items():
+            clusters, mode = key.split("/")
             ratio = f"{burst['dps'] / capacity:.2f}x capacity, " if capacity else ""
             print(
-                f"   {broker:<5} {clusters} cluster(s): {burst['dps']:.0f} deliveries/s = {ratio}"
+                f"   {broker:<5} {clusters} cluster(s), {mode:<7}: {burst['dps']:.0f} deliveries/s = {ratio}"
                 f"{burst['dps'] / base:.2f}x baseline; duplicates {burst['duplicates']}; states {burst['states']}"
             )
         steady = run.get("steady")
@@ -368,33 +377,90 @@ def child(args: argparse.Namespace) -> None:
             )
         return found
 
+    from django.db import connection
+
+    def pg_figures() -> dict:
+        """Commits and rows written in this database so far, and the connections to it now."""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT xact_commit, tup_inserted, tup_updated, tup_deleted FROM pg_stat_database "
+                "WHERE datname = current_database()"
+            )
+            commits, inserted, updated, deleted = cursor.fetchone()
+            cursor.execute("SELECT count(*) - 1 FROM pg_stat_activity WHERE datname = current_database()")
+            (connections,) = cursor.fetchone()
+        return {
+            "commits": commits,
+            "inserted": inserted,
+            "updated": updated,
+            "deleted": deleted,
+            "connections": connections,
+        }
+
     env = dict(os.environ)
     out: dict = {"broker": broker, "bursts": {}}
     cluster_counts = [int(c) for c in args.clusters.split(",") if c.strip()]
+    modes = [m.strip() for m in args.burst_modes.split(",") if m.strip()]
     for clusters in cluster_counts:
-        receiver(port, "/reset")
-        log(f"== {broker} broker, {clusters} cluster(s) x {args.workers} workers: burst of {args.deliveries}")
-        written: list[int] = []
-        for start in range(0, args.deliveries, 100):
-            with transaction.atomic():
-                written += write(min(100, args.deliveries - start))
-        ids = message_ids(written)
-        procs = [start_cluster(env) for _ in range(clusters)]
+        procs: list[subprocess.Popen] = []
         try:
-            got = wait_received(port, set(ids), args.timeout)
-            times = sorted(got[m][0] for m in ids if m in got)
-            settle = time.monotonic() + 30  # the last batch's attempts are recorded just after its receipt
-            pending = Delivery.objects.filter(brand=brand).exclude(state="delivered")
-            while pending.exists() and time.monotonic() < settle:
-                time.sleep(0.2)
-            burst = {
-                "dps": len(times) / max(times[-1] - times[0], 1e-9) if len(times) > 1 else 0.0,
-                "received": len(times),
-                "duplicates": sum(got[m][1] - 1 for m in ids if m in got),
-                "states": dict(Delivery.objects.filter(brand=brand).values_list("state").annotate(n=Count("pk"))),
-            }
-            out["bursts"][str(clusters)] = burst
-            log(f"   {burst['dps']:.0f} deliveries/s; duplicates {burst['duplicates']}; states {burst['states']}")
+            for mode in modes:
+                receiver(port, "/reset")
+                log(
+                    f"== {broker} broker, {clusters} cluster(s) x {args.workers} workers: {mode} burst of {args.deliveries}"
+                )
+                if mode == "live" and not procs:
+                    procs = [start_cluster(env) for _ in range(clusters)]
+                    warm = []
+                    for _ in range(4 * clusters * args.workers):  # until every cluster answers
+                        with transaction.atomic():
+                            warm += write(1)
+                    wait_received(port, set(message_ids(warm)), args.timeout)
+                    receiver(port, "/reset")
+                elif mode == "backlog":
+                    for proc in procs:
+                        stop_cluster(proc)
+                    procs = []
+                time.sleep(1.5)  # PostgreSQL publishes a backend's statistics at most once a second
+                before = pg_figures()
+                written: list[int] = []
+                started = time.perf_counter()
+                for start in range(0, args.deliveries, 100):
+                    with transaction.atomic():
+                        written += write(min(100, args.deliveries - start))
+                write_seconds = time.perf_counter() - started
+                ids = message_ids(written)
+                if not procs:
+                    procs = [start_cluster(env) for _ in range(clusters)]
+                got = wait_received(port, set(ids), args.timeout)
+                times = sorted(got[m][0] for m in ids if m in got)
+                mine = Delivery.objects.filter(brand=brand, customer_id__range=(written[0], written[-1]))
+                pending = mine.exclude(state="delivered")
+                settle = time.monotonic() + 30  # the last batch's attempts are recorded just after its receipt
+                while pending.exists() and time.monotonic() < settle:
+                    time.sleep(0.2)
+                time.sleep(1.5)
+                after = pg_figures()
+                per_delivery = {
+                    key: (after[key] - before[key]) / len(written)
+                    for key in ("commits", "inserted", "updated", "deleted")
+                }
+                burst = {
+                    "per_delivery": per_delivery,
+                    "connections": after["connections"],
+                    "dps": len(times) / max(times[-1] - times[0], 1e-9) if len(times) > 1 else 0.0,
+                    "written_per_s": len(written) / write_seconds,
+                    "received": len(times),
+                    "duplicates": sum(got[m][1] - 1 for m in ids if m in got),
+                    "states": dict(mine.values_list("state").annotate(n=Count("pk"))),
+                }
+                out["bursts"][f"{clusters}/{mode}"] = burst
+                log(
+                    f"   {burst['dps']:.0f} deliveries/s (written at {burst['written_per_s']:.0f}/s); "
+                    f"duplicates {burst['duplicates']}; states {burst['states']}; per delivery: "
+                    + ", ".join(f"{value:.2f} {key}" for key, value in per_delivery.items())
+                    + f"; {burst['connections']} connections to the database"
+                )
 
             if clusters == max(cluster_counts):
                 receiver(port, "/reset")
@@ -424,6 +490,14 @@ def child(args: argparse.Namespace) -> None:
         finally:
             for proc in procs:
                 stop_cluster(proc)
+    with connection.cursor() as cursor:
+        sizes = {}
+        for table in ("outbound_delivery", "synclog_deliveryattempt"):
+            cursor.execute(f"SELECT pg_total_relation_size('{table}'), (SELECT count(*) FROM {table})")
+            size, rows = cursor.fetchone()
+            sizes[table] = {"bytes": size, "rows": rows, "bytes_per_row": size / max(rows, 1)}
+    out["table_sizes"] = sizes
+    log("   bytes per row (table + indexes): " + ", ".join(f"{t} {v['bytes_per_row']:.0f}" for t, v in sizes.items()))
     print(json.dumps(out, default=str), flush=True)
 
 

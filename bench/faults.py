@@ -286,10 +286,20 @@ def main() -> int:
                 and first_receipt.get(m, float("inf")) - commit_of[m] > args.slow_after
             ]
             later = [t for t in first_receipt.values() if t > moment]
+            # A repeat receipt belongs to the latest fault before it.
+            entry["duplicates"] = sum(
+                1 for m, times in received.items() if m in by_message for t in sorted(times)[1:] if moment <= t < until
+            )
             entry["delayed"] = len(delayed)
             entry["first_receipt_after_s"] = (min(later) - moment) if later else None
             done = [first_receipt.get(m) for m in delayed]
             entry["recovered_after_s"] = None if None in done else (max(done) - moment if done else 0.0)
+        # A django-q2 schedule run by a cluster whose clock was ahead keeps that clock's next run.
+        from django.utils import timezone
+        from django_q.models import Schedule
+
+        next_runs = Schedule.objects.filter(func="hooks.outbound.tasks.sweep").values_list("next_run", flat=True)
+        report["sweep_schedule_next_run_in_s"] = [(moment - timezone.now()).total_seconds() for moment in next_runs]
         times = sorted(first_receipt.values())
         latencies = [
             (first_receipt[m] - c) * 1000 for m, c in commit_of.items() if c is not None and m in first_receipt
@@ -317,6 +327,7 @@ def main() -> int:
             resumed = entry["first_receipt_after_s"]
             print(
                 f"  {entry['fault']:<22} in flight {entry['in_flight']:>4}  delayed {entry['delayed']:>5}  "
+                f"duplicates {entry['duplicates']:>4}  "
                 f"first receipt after {resumed if resumed is None else f'{resumed:.1f} s'}  "
                 f"recovered after {'NOT RECOVERED' if recovered is None else f'{recovered:.1f} s'}"
             )
@@ -327,6 +338,10 @@ def main() -> int:
             f"   throughput {report['throughput_dps']:.0f} deliveries/s first to last receipt; commit→receipt "
             f"p50 {report['commit_to_receipt_p50_ms'] or float('nan'):.0f} ms, "
             f"p99 {report['commit_to_receipt_p99_ms'] or float('nan'):.0f} ms"
+        )
+        print(
+            "   the sweep schedule's next run is in "
+            + ", ".join(f"{seconds:.0f} s" for seconds in report["sweep_schedule_next_run_in_s"])
         )
         print(f"   drain after the burst: {'timed out' if waited is None else f'{waited:.1f} s'}; logs in {workdir}")
         (workdir / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
