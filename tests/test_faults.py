@@ -24,7 +24,7 @@ from synclog.models import DeliveryAttempt
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 RECOVERY_SECONDS = float(os.environ.get("HUB_FAULTS_RECOVERY_SECONDS", "180"))
-LEASE_SECONDS = os.environ.get("HUB_FAULTS_LEASE_SECONDS", "10")  # above the action's 2 s timeout + the engine's margin
+LEASE_SECONDS = os.environ.get("HUB_FAULTS_LEASE_SECONDS", "40")  # the system check wants > 30 s timeout + 5 s
 
 pytestmark = [
     pytest.mark.worker,
