@@ -29,7 +29,10 @@ bounded in time (``--timeout``):
 6. **steady**, for each broker with the largest cluster count: one delivery per
    transaction at ``--rate`` per second for ``--steady-seconds``: p50 / p99 from
    commit to receipt;
-7. the baseline again (the machine is shared), and the load average.
+7. **emit cost** (in the first broker's run, clusters stopped): mean time of
+   ``customer_update`` for a customer whose brand has three matching actions
+   (three syncs) against one whose brand has none;
+8. the baseline again (the machine is shared), and the load average.
 
 Each broker's phases run in a child process (``--child``), since a process's
 Django settings pick one broker. Prints the figures and their ratios to the
@@ -86,6 +89,7 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--rate", type=float, default=200.0, help="steady phase: deliveries per second")
     parser.add_argument("--steady-seconds", type=float, default=20.0)
+    parser.add_argument("--updates", type=int, default=300, help="emit-cost phase: customer updates per side")
     parser.add_argument(
         "--wrk-connections", type=int, default=4, help="wrk connections (default: 2 clusters x 2 workers' worth)"
     )
@@ -309,6 +313,12 @@ def summarize(results: dict) -> None:
                 f"   {broker:<5} steady {steady['rate']:g}/s with {steady['clusters']} cluster(s): commit→receipt "
                 f"p50 {steady['p50_ms']:.0f} ms, p99 {steady['p99_ms']:.0f} ms ({steady['received']}/{steady['sent']})"
             )
+        cost = run.get("emit_cost")
+        if cost:
+            print(
+                f"   customer_update: {cost['update_ms_three_actions']:.1f} ms with three matching actions, "
+                f"{cost['update_ms_no_actions']:.1f} ms with none"
+            )
     end = results["load_average_end"]
     print(f"   load average at the end {end[0]:.2f} {end[1]:.2f} {end[2]:.2f}")
 
@@ -317,14 +327,16 @@ def summarize(results: dict) -> None:
 
 
 def start_cluster(env: dict) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "manage.py", "qcluster"],
-        cwd=ROOT,
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    RESULTS.mkdir(exist_ok=True)
+    with (RESULTS / "delivery-clusters.log").open("a") as log:
+        return subprocess.Popen(
+            [sys.executable, "manage.py", "qcluster"],
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def stop_cluster(proc: subprocess.Popen) -> None:
@@ -490,6 +502,8 @@ def child(args: argparse.Namespace) -> None:
         finally:
             for proc in procs:
                 stop_cluster(proc)
+    if args.updates and broker == args.brokers.split(",")[0].strip():
+        out["emit_cost"] = emit_cost(port, args.updates, log)
     with connection.cursor() as cursor:
         sizes = {}
         for table in ("outbound_delivery", "synclog_deliveryattempt"):
@@ -499,6 +513,41 @@ def child(args: argparse.Namespace) -> None:
     out["table_sizes"] = sizes
     log("   bytes per row (table + indexes): " + ", ".join(f"{t} {v['bytes_per_row']:.0f}" for t, v in sizes.items()))
     print(json.dumps(out, default=str), flush=True)
+
+
+def emit_cost(port: int, updates: int, log) -> dict:
+    """Mean customer_update time: a brand with three matching CRM actions against one with none."""
+    from customers.services import customer_create, customer_update
+    from hooks.outbound.models import CrmSync, CrmSyncAction
+    from hub.models import Brand
+
+    log(f"== emit cost: customer_update, {updates} per side (clusters stopped; tasks only enqueued)")
+    quiet = Brand.objects.create(slug="quiet", name="Quiet")
+    busy = Brand.objects.create(slug="busy", name="Busy")
+    for n in range(3):
+        sync = CrmSync.objects.create(brand=busy, name=f"CRM {n}")
+        CrmSyncAction.objects.create(
+            sync=sync, action="update", enabled=True, method="PUT", url=f"http://127.0.0.1:{port}/x", body="{}"
+        )
+    timings = {}
+    for label, brand in (("none", quiet), ("three", busy)):
+        customer = customer_create(
+            brand=brand,
+            first_name="A",
+            last_name="B",
+            addresses=[{"kind": "email", "value": f"a@{brand.slug}.example"}],
+        )
+        samples = []
+        for i in range(updates):
+            start = time.perf_counter()
+            customer = customer_update(customer=customer, first_name=f"A{i}")
+            samples.append((time.perf_counter() - start) * 1000)
+        timings[label] = statistics.mean(samples[10:])
+    log(
+        f"   no matching actions {timings['none']:.2f} ms; three matching actions {timings['three']:.2f} ms "
+        f"(+{timings['three'] - timings['none']:.2f} ms)"
+    )
+    return {"update_ms_no_actions": timings["none"], "update_ms_three_actions": timings["three"]}
 
 
 if __name__ == "__main__":
