@@ -136,7 +136,7 @@ USE_TZ = True
 FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6 default, opted into now
 
 STATIC_URL = "static/"
-STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
+STATIC_ROOT = env.str("STATIC_ROOT", default="") or BASE_DIR / "staticfiles"
 # WhiteNoise serves STATIC_ROOT (filled by collectstatic) from the WSGI app, so gunicorn alone
 # serves the admin in the embedded mode and in production; collectstatic adds gzip copies.
 STORAGES = {
