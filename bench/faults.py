@@ -133,16 +133,28 @@ class Producer(threading.Thread):
             connection.close()
 
 
-def in_flight() -> int:
+def in_flight() -> set[int]:
+    """The deliveries claimed (in flight) right now."""
     from django.db import connection
 
     from hooks.outbound.models import Delivery
 
     try:
-        return Delivery.objects.filter(state="in_flight").count()
+        return set(Delivery.objects.filter(state="in_flight").values_list("pk", flat=True))
     except Exception:  # noqa: BLE001 - right after pg_terminate_backend
         connection.close()
-        return Delivery.objects.filter(state="in_flight").count()
+        return set(Delivery.objects.filter(state="in_flight").values_list("pk", flat=True))
+
+
+def hold(seconds: float, entry: dict) -> None:
+    """Wait while a fault lasts, adding every delivery seen in flight meanwhile to its
+    duplicate bound (a receiver killed mid-request or a clock ahead can repeat any of them)."""
+    stop = time.monotonic() + seconds
+    seen = set(entry.pop("_in_flight_ids"))
+    while time.monotonic() < stop:
+        seen |= in_flight()
+        time.sleep(0.25)
+    entry["in_flight"] = len(seen)
 
 
 def main() -> int:
@@ -201,9 +213,10 @@ def main() -> int:
                 time.sleep(pause)
 
         def fault(name: str, detail: str) -> dict:
-            entry = {"fault": name, "at": time.time(), "in_flight": in_flight(), "detail": detail}
+            ids = in_flight()
+            entry = {"fault": name, "at": time.time(), "in_flight": len(ids), "_in_flight_ids": ids, "detail": detail}
             report["faults"].append(entry)
-            print(f"  t={entry['at'] - t0:6.1f}s  {name}: {detail} ({entry['in_flight']} in flight)", flush=True)
+            print(f"  t={entry['at'] - t0:6.1f}s  {name}: {detail} ({len(ids)} in flight)", flush=True)
             return entry
 
         offset = args.first_fault
@@ -211,6 +224,7 @@ def main() -> int:
         victim = clusters[0]
         entry = fault("kill -9", f"cluster {victim.name} (its whole process group)")
         victim.kill9()
+        entry.pop("_in_flight_ids")  # what it held is all it can repeat
         time.sleep(args.restart_after)
         victim.start()
         entry["restarted_after"] = args.restart_after
@@ -218,26 +232,28 @@ def main() -> int:
         offset += args.gap
         at(offset)
         entry = fault("FLUSHDB", f"Redis {args.redis}")
+        entry.pop("_in_flight_ids")
         entry["keys_dropped"] = faultkit.redis_flush(args.redis)
 
         offset += args.gap
         at(offset)
         entry = fault("pg_terminate_backend", f"every connection to {args.database}")
+        entry.pop("_in_flight_ids")
         entry["connections_ended"] = faultkit.pg_terminate(database_url)
 
         offset += args.gap
         at(offset)
-        fault("receiver down", f"{args.receiver_down:g} s, connections refused")
+        entry = fault("receiver down", f"{args.receiver_down:g} s, connections refused")
         receiver.stop()
-        time.sleep(args.receiver_down)
+        hold(args.receiver_down, entry)
         receiver.start()
 
         offset += args.gap + args.receiver_down
         at(offset)
         jumped = clusters[-1]
-        fault("clock jump", f"cluster {jumped.name}'s clock +{args.clock_jump:g} s, back after {args.gap:g} s")
+        entry = fault("clock jump", f"cluster {jumped.name}'s clock +{args.clock_jump:g} s, back after {args.gap:g} s")
         jumped.clock_jump(args.clock_jump)
-        time.sleep(args.gap)
+        hold(args.gap, entry)
         jumped.clock_jump(0)
 
         producer.join(timeout=args.deliveries / args.rate + args.recovery_timeout)
@@ -333,7 +349,7 @@ def main() -> int:
             )
         print(f"== deliveries {report['deliveries']} ({states}); committed by the producer {len(producer.committed)}")
         print(f"   lost: {report['lost']} (accepted but no outbox row: {report['accepted_but_missing']})")
-        print(f"   duplicates: {duplicates} (bound: {bound} in flight at the faults)")
+        print(f"   duplicates: {duplicates} (bound: {bound} in flight at the faults, or while they lasted)")
         print(
             f"   throughput {report['throughput_dps']:.0f} deliveries/s first to last receipt; commit→receipt "
             f"p50 {report['commit_to_receipt_p50_ms'] or float('nan'):.0f} ms, "
