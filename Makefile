@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DEMO_CRM_PORT ?= 8001
 
-.PHONY: install browser run test lint demo bench-lookup bench-delivery bench-import screenshots clean
+.PHONY: install browser run test lint demo faults bench-lookup bench-delivery bench-import screenshots clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,15 +40,30 @@ browser:
 		else echo "chromium is not installed and cannot be installed here: the browser tests will be skipped."; fi; }
 
 ## The one command that installs and passes the tests (uses DATABASE_URL when set).
-test: install lint browser
+## HUB_TEST_SHAPE=production: the production shape (PostgreSQL in DATABASE_URL, Redis in REDIS_URL as
+## broker and cache): the engine, worker, cache and fault tests only; lint and browser ran in the default shape.
+export HUB_TEST_SHAPE
+ifeq ($(HUB_TEST_SHAPE),production)
+PYTEST_ARGS ?= -m "engine or worker or cache or faults or production"
+TEST_CHECKS :=
+else
+TEST_CHECKS := lint browser
+endif
+
+test: install $(TEST_CHECKS)
 	$(PY) manage.py makemigrations --check --dry-run --settings=config.settings_test
-	$(PY) -m pytest $(PYTEST_ARGS) || [ $$? -eq 5 ]
+	@# exit 5 (no test collected) is fine for a narrow PYTEST_ARGS, never for the production shape's subset
+	$(PY) -m pytest $(PYTEST_ARGS) || { status=$$?; [ $$status -eq 5 ] && [ "$(HUB_TEST_SHAPE)" != production ]; }
 
 ## ruff, mypy and the dependency rules between apps (import-linter contracts in pyproject.toml).
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy .
 	$(VENV)/bin/lint-imports
+
+## Fault injection on PostgreSQL + Redis (database 6) with two clusters: see docs/reliability.md.
+faults: install
+	$(PY) bench/faults.py $(FAULTS_ARGS)
 
 bench-lookup: install
 	$(PY) bench/lookup.py $(BENCH_ARGS)

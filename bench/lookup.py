@@ -25,6 +25,13 @@ What it does, in one run:
    bench/results/lookup-<N>.json, compares p50 with the other sizes saved
    there, and drops the database (``--keep-db`` keeps it).
 
+With ``--redis URL`` gunicorn runs with ``REDIS_URL`` set, as in production:
+the lookup cache's second level is Redis, shared by every gunicorn worker
+(a worker answers from Redis what another one cached); the database is
+flushed before and after, and the figures go to lookup-<N>-redis.json.
+Seed once with ``--keep-db`` and run again with ``--reuse-db --redis ...`` to
+compare the two cache shapes on the same data.
+
 Traffic goes to 127.0.0.1 only, and every run is bounded in time.
 """
 
@@ -93,6 +100,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--keep-db", action="store_true", help="do not drop the database at the end")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of every scenario (medians)")
     parser.add_argument("--only", default="", help="comma-separated scenario names to run")
+    parser.add_argument(
+        "--redis", default="", help="REDIS_URL for gunicorn: the lookup cache shared by all workers (flushed)"
+    )
     return parser.parse_args()
 
 
@@ -128,6 +138,14 @@ def database_drop(pg: str, name: str) -> None:
 
     with psycopg.connect(f"{pg}/postgres", autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def redis_flush(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    client.close()
 
 
 def django_setup(url: str) -> None:
@@ -321,6 +339,9 @@ def gunicorn_start(args, url: str, log: Path) -> subprocess.Popen:
         "LOG_LEVEL": "WARNING",
         "PYTHONPATH": f"{ROOT}:{ROOT / 'bench'}",
     }
+    env.pop("REDIS_URL", None)
+    if args.redis:
+        env["REDIS_URL"] = args.redis  # Redis cache: the lookup cache's shared level (HUB_LOOKUP_CACHE_SHARED)
     command = [
         str(ROOT / ".venv" / "bin" / "gunicorn"),
         "config.wsgi:application",
@@ -484,11 +505,14 @@ def main() -> None:
     n = args.customers
     hot = max(1, min(args.hot, n))
     url = f"{args.pg}/{args.database}"
+    cache = f"per-worker LRU + Redis shared ({args.redis})" if args.redis else "per-worker LRU only"
     print(
         f"Lookup benchmark: {n:,} customers on PostgreSQL ({args.database}), gunicorn {args.workers} sync workers, "
-        f"wrk -t{args.threads} -c{args.connections}, {args.duration}s per run",
+        f"wrk -t{args.threads} -c{args.connections}, {args.duration}s per run; cache: {cache}",
         flush=True,
     )
+    if args.redis:
+        redis_flush(args.redis)
     if not args.reuse_db:
         database_recreate(args.pg, args.database)
     django_setup(url)
@@ -503,7 +527,13 @@ def main() -> None:
     hot = min(hot, (n - 1) // stride + 1)
     log = RESULTS / f"gunicorn-lookup-{n}.log"
     server = gunicorn_start(args, url, log)
-    results: dict = {"customers": n, "hot": hot, "seed_seconds": meta["seed_seconds"], "runs": {}}
+    results: dict = {
+        "customers": n,
+        "hot": hot,
+        "seed_seconds": meta["seed_seconds"],
+        "redis": bool(args.redis),
+        "runs": {},
+    }
     try:
         omnidesk = f"/hooks/omnidesk/{SLUG}/customerlookup?key={keys['omnidesk']}&channelAddressType=phoneNumber&address=%2B316{{n}}&ticketID=77"
         peer = f"/bench/peer/omnidesk/{SLUG}/customerlookup?key={keys['omnidesk']}&channelAddressType=phoneNumber&address=%2B316{{n}}"
@@ -616,6 +646,8 @@ def main() -> None:
             server.wait(timeout=15)
         except subprocess.TimeoutExpired:
             server.kill()
+        if args.redis:
+            redis_flush(args.redis)
         if not args.keep_db:
             from django.db import connections
 
@@ -646,7 +678,7 @@ def report(results: dict) -> None:
             )
     markdown(results)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    saved = RESULTS / f"lookup-{results['customers']}.json"
+    saved = RESULTS / f"lookup-{results['customers']}{'-redis' if results.get('redis') else ''}.json"
     if saved.exists():  # a partial run (--only) adds to the saved figures
         previous = json.loads(saved.read_text())
         previous.setdefault("runs", {}).update(results["runs"])
@@ -692,7 +724,8 @@ def markdown(results: dict) -> None:
 
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     load = " → ".join(f"{one[0]:.1f}" for one in loads) if loads else "?"
-    print(f"\nFor docs/benchmarks.md ({when}, load average {load}):")
+    cache = ", lookup cache shared through Redis" if results.get("redis") else ""
+    print(f"\nFor docs/benchmarks.md ({when}, load average {load}{cache}):")
     print(f"| {n:,} | " + " | ".join(peak(name) for name in peak_names) + " |")
     print(f"| {n:,} | " + " | ".join(ratio(f"{a}/{b}") for a, b in RATIOS) + " |")
     print(

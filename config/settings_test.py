@@ -5,5 +5,9 @@ from .settings import *  # noqa: F403
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SYNCLOG_FLUSH_INTERVAL = 0
 HUB_ALLOW_PRIVATE_DESTINATIONS = True
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+if not REDIS_URL:  # noqa: F405 - the production shape (REDIS_URL) keeps Redis as the cache, as deployed
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 Q_CLUSTER = {**Q_CLUSTER, "poll": 0.05}  # noqa: F405
+# Tests run without collectstatic: WhiteNoise looks files up per request instead of
+# scanning a STATIC_ROOT that does not exist (tests/test_serving.py serves the real way).
+WHITENOISE_AUTOREFRESH = True

@@ -7,7 +7,7 @@ from hub import events
 
 from .factories import BrandFactory
 
-pytest_plugins = ["tests.browser_support"]
+pytest_plugins = ["tests.browser_support", "tests.production_shape"]
 
 
 @pytest.fixture

@@ -405,6 +405,7 @@ def test_every_call_is_logged_without_the_secret(client, brand, secret, maria):
         assert secret not in str(value)
 
 
+@pytest.mark.cache
 def test_a_new_activity_shows_in_the_very_next_lookup(client, secret, maria):
     before = json.loads(lookup(client, secret, fromNumber="+46701234567").content)
     lookup(client, secret, fromNumber="+46701234567")

@@ -383,6 +383,7 @@ def test_every_call_is_logged_with_the_key_redacted(client, brand, key, maria):
         assert key[len(prefix) :] not in str(value)
 
 
+@pytest.mark.cache
 def test_a_change_shows_in_the_very_next_lookup(client, key, brand, maria):
     def lookup(**params):
         return json.loads(get(client, key, **params).content)
@@ -410,6 +411,7 @@ def test_a_change_shows_in_the_very_next_lookup(client, key, brand, maria):
     assert lookup(primaryID="2019000000000124") == []
 
 
+@pytest.mark.cache
 def test_cache_entries_of_another_process_are_never_stale(client, key, brand, maria):
     """The cache key carries the brand generation read by the key check, so an
     entry cached before a change committed elsewhere is never used again."""
@@ -419,6 +421,7 @@ def test_cache_entries_of_another_process_are_never_stale(client, key, brand, ma
     assert json.loads(get(client, key, primaryID="2019000000000124").content)[0]["customerFirstname"] == "Maria"
 
 
+@pytest.mark.cache
 def test_query_budget_does_not_grow_with_the_timeline(client, key, brand, django_assert_max_num_queries):
     start = datetime(2024, 1, 1, tzinfo=UTC)
     kinds = ["NOTE", "TASK", "CALL", "TICKET", "DEAL", "APPOINTMENT", "EVENT"]

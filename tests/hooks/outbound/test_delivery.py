@@ -21,7 +21,7 @@ from tests import factories
 
 from .conftest import body_of, deliveries, make_sync, queue_purge, queued, run_all
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.engine, pytest.mark.django_db]
 
 
 def test_create_update_delete_reach_the_crm_in_order_with_the_remote_id(brand, httpserver, receiver_url, clock):

@@ -21,7 +21,7 @@ from tests import factories
 
 from .conftest import deliveries, make_sync, queue_purge, queued
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.engine, pytest.mark.django_db]
 
 
 @pytest.fixture(autouse=True)

@@ -28,7 +28,7 @@ from tests import factories
 from .conftest import make_sync
 from .test_worker import DEADLINE_SECONDS, SharedDatabase, kill, start_worker, wait_for
 
-pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.worker, pytest.mark.engine, pytest.mark.django_db(transaction=True)]
 
 REDIS_TEST_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/3"  # CI sets its own database
 STOP_LIMIT_SECONDS = 10

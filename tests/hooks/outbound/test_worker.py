@@ -34,7 +34,7 @@ from tests import factories
 
 from .conftest import make_sync
 
-pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.worker, pytest.mark.engine, pytest.mark.django_db(transaction=True)]
 
 ROOT = Path(settings.BASE_DIR)
 DEADLINE_SECONDS = 40

@@ -15,7 +15,7 @@ from tests.factories import customer
 
 from .conftest import deliveries, run_all
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.engine, pytest.mark.django_db]
 
 ABANDONED = {"customerPhoneNumber": "+31612345678", "timeInQueue": 134, "queue": "Sales"}
 CALL = {

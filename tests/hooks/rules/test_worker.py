@@ -14,7 +14,7 @@ from synclog.models import DeliveryAttempt
 from tests import factories
 from tests.hooks.outbound.test_worker import SharedDatabase, kill, start_worker, wait_for
 
-pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.worker, pytest.mark.engine, pytest.mark.django_db(transaction=True)]
 
 
 def test_worker_delivers_a_fired_rule(brand, client, httpserver, tmp_path):
