@@ -256,3 +256,19 @@ def test_config_import_of_new_tabs_without_enabled_follows_deskpro_and_keeps_exi
     actions.filter(action="create").update(enabled=False)  # an admin switched it off
     config_import(data=data)
     assert actions.get(action="create").enabled is False  # an existing tab is never changed silently
+
+
+def test_last_logged_in_is_the_last_contact_a_platform_reported(brand, receiver_url):
+    """Customers never log in to the hub: the token carries the newest reported activity's time."""
+    from datetime import UTC, datetime
+
+    from customers.services import activity_record
+    from hooks.outbound.models import Delivery
+
+    make_sync(brand, receiver_url)
+    customer = factories.customer(brand, first_name="Call")
+    activity_record(customer=customer, kind="CALL", occurred_at=datetime(2026, 11, 3, 9, 30, tzinfo=UTC))
+    customer.refresh_from_db()
+    customer_update(customer=customer, first_name="Called")
+    created, updated = (d.context["person"]["last_logged_in"] for d in Delivery.objects.order_by("pk"))
+    assert (created, updated) == ("", "2026-11-03T09:30:00Z")
