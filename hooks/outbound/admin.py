@@ -101,7 +101,7 @@ class CrmSyncForm(WriteOnlySecretsForm):
 
 
 # A tab's own authentication (Deskpro lists authentication on every tab).
-TAB_AUTH_FORM_FIELDS = ["use_sync_auth", *crm.TAB_AUTH_FIELDS, "clear_secrets"]
+TAB_AUTH_FORM_FIELDS = ["use_sync_auth", *crm.TAB_AUTH_FIELDS]
 
 
 class ActionForm(WriteOnlySecretsForm):
@@ -117,7 +117,7 @@ class ActionForm(WriteOnlySecretsForm):
             "body_format",
             "verify_ssl",
             "timeout_seconds",
-            *TAB_AUTH_FORM_FIELDS[:-1],
+            *TAB_AUTH_FORM_FIELDS,
         ]
         widgets = {
             "url": forms.TextInput(attrs={"size": 100}),
@@ -133,7 +133,7 @@ class ActionForm(WriteOnlySecretsForm):
         self.instance.action = self.action_kind
         if self.instance.pk is None:
             # A new tab starts as Deskpro's does (Create and Delete on, Update off).
-            self.initial["enabled"] = ACTION_ENABLED_DEFAULTS[self.action_kind]
+            self.initial["enabled"] = ACTION_ENABLED_DEFAULTS.get(self.action_kind, False)
         if "auth_type" in self.fields:
             self.fields["auth_type"].required = False  # blank: none (only read when the tab has its own)
 
