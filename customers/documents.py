@@ -91,6 +91,16 @@ def load(customer_ids: list[int]) -> list[CustomerData]:
     return [customers[pk] for pk in customer_ids if pk in customers]
 
 
+def organizations(customer: Customer) -> str:
+    """Deskpro ``person.organizations``: "A comma separated list of the organizations
+    the user belongs to", their names. A hub customer belongs to at most one
+    organization, its company (``company_name``), so the list is that name, or
+    empty. The name is written as stored (a comma inside it is kept); the body
+    format's escaping applies as for every token."""
+    names = [name for name in (customer.company_name.strip(),) if name]
+    return ", ".join(names)
+
+
 def display_name(customer: Customer) -> str:
     return customer.name or customer.company_name or customer.customer_id
 
@@ -269,7 +279,7 @@ def snapshot(data: CustomerData) -> dict[str, Any]:
         "phone": phones[0] if phones else "",
         "phones": phones,
         "contact": contact,
-        "organizations": customer.company_name,
+        "organizations": organizations(customer),
         "company": customer.company_name,
         "job_title": customer.job_title,
         "summary": customer.summary,
@@ -277,6 +287,8 @@ def snapshot(data: CustomerData) -> dict[str, Any]:
         "avatar_url": customer.avatar_url,
         "more_info_url": customer.more_info_url,
         "custom_fields": {f.key: f.value for f in data.custom_fields},
+        # Customers never log in to the hub: Deskpro's last login is filled with the
+        # closest fact the hub has, the time of the last activity a platform reported.
         "last_logged_in": iso(customer.last_contact_at),
         "created_at": iso(customer.created_at),
         "updated_at": iso(customer.updated_at),

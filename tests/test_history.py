@@ -56,6 +56,10 @@ def sync_form(sync: CrmSync, **changes) -> dict:
             "body_format": action.body_format,
             "verify_ssl": "on" if action.verify_ssl else "",
             "timeout_seconds": action.timeout_seconds,
+            "use_sync_auth": "on" if action.use_sync_auth else "",
+            "auth_type": action.auth_type,
+            "auth_username": action.auth_username,
+            "api_key_header": action.api_key_header,
         }
         if kind == "create":
             row["unique_id_path"] = action.unique_id_path

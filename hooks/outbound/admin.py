@@ -28,18 +28,56 @@ from synclog.models import DeliveryAttempt
 
 from . import crm, selectors
 from .engine import outbox
-from .models import CrmAction, CrmSync, CrmSyncAction, Delivery, DeliveryState, RemoteId
+from .models import ACTION_ENABLED_DEFAULTS, CrmAction, CrmSync, CrmSyncAction, Delivery, DeliveryState, RemoteId
 from .rendering import RenderError, render_request
 
 SYNC_SECRETS = ("auth_password", "api_key")
 
 
-class CrmSyncForm(forms.ModelForm):
-    """Secrets are write-only: blank keeps the stored value; never rendered back."""
+def _secret_widgets() -> dict:
+    return {
+        name: forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}) for name in SYNC_SECRETS
+    }
+
+
+class WriteOnlySecretsForm(forms.ModelForm):
+    """Secrets (password, API key) are write-only: blank keeps the stored value,
+    "clear_secrets" deletes it; never rendered back. Bearer and API key
+    authentication need a key. Used by the sync and by each tab's own authentication."""
 
     clear_secrets = forms.BooleanField(
         required=False, label="remove stored password and API key", help_text="Tick to delete them."
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in SYNC_SECRETS:
+            if name in self.fields:
+                stored = bool(self.instance.pk and getattr(self.instance, name))
+                self.fields[name].help_text = (
+                    "A value is stored (hidden). Leave blank to keep it." if stored else "Not set."
+                ) + " Encrypted at rest."
+                self.initial[name] = ""
+
+    def auth_in_use(self, data: dict) -> bool:
+        return True
+
+    def clean(self):
+        data = super().clean()
+        for name in SYNC_SECRETS:
+            if not data.get(name) and self.instance.pk and not data.get("clear_secrets"):
+                data[name] = getattr(self.instance, name)
+        if self.auth_in_use(data):
+            if data.get("auth_type") == "bearer" and not data.get("api_key"):
+                self.add_error("api_key", "A bearer token is needed for bearer authentication.")
+            if data.get("auth_type") == "api_key" and not data.get("api_key"):
+                self.add_error("api_key", "An API key is needed for API key authentication.")
+        return data
+
+
+class CrmSyncForm(WriteOnlySecretsForm):
+    """The sync: name, enabled, its authentication (write-only secrets), signing."""
+
     new_signing_secret = forms.BooleanField(
         required=False,
         label="generate a new signing secret",
@@ -59,34 +97,14 @@ class CrmSyncForm(forms.ModelForm):
             "api_key_header",
             "api_key",
         ]
-        widgets = {
-            name: forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
-            for name in SYNC_SECRETS
-        }
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        for name in SYNC_SECRETS:
-            if name in self.fields:
-                stored = bool(self.instance.pk and getattr(self.instance, name))
-                self.fields[name].help_text = (
-                    "A value is stored (hidden). Leave blank to keep it." if stored else "Not set."
-                ) + " Encrypted at rest."
-                self.initial[name] = ""
-
-    def clean(self):
-        data = super().clean()
-        for name in SYNC_SECRETS:
-            if not data.get(name) and self.instance.pk and not data.get("clear_secrets"):
-                data[name] = getattr(self.instance, name)
-        if data.get("auth_type") == "bearer" and not data.get("api_key"):
-            self.add_error("api_key", "A bearer token is needed for bearer authentication.")
-        if data.get("auth_type") == "api_key" and not data.get("api_key"):
-            self.add_error("api_key", "An API key is needed for API key authentication.")
-        return data
+        widgets = _secret_widgets()
 
 
-class ActionForm(forms.ModelForm):
+# A tab's own authentication (Deskpro lists authentication on every tab).
+TAB_AUTH_FORM_FIELDS = ["use_sync_auth", *crm.TAB_AUTH_FIELDS]
+
+
+class ActionForm(WriteOnlySecretsForm):
     class Meta:
         model = CrmSyncAction
         fields = [
@@ -99,11 +117,13 @@ class ActionForm(forms.ModelForm):
             "body_format",
             "verify_ssl",
             "timeout_seconds",
+            *TAB_AUTH_FORM_FIELDS,
         ]
         widgets = {
             "url": forms.TextInput(attrs={"size": 100}),
             "headers": forms.Textarea(attrs={"rows": 3, "cols": 100, "style": "font-family: monospace"}),
             "body": forms.Textarea(attrs={"rows": 8, "cols": 100, "style": "font-family: monospace"}),
+            **_secret_widgets(),
         }
 
     action_kind = ""
@@ -111,6 +131,17 @@ class ActionForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.instance.action = self.action_kind
+        if self.instance.pk is None:
+            # A new tab starts as Deskpro's does (Create and Delete on, Update off).
+            self.initial["enabled"] = ACTION_ENABLED_DEFAULTS.get(self.action_kind, False)
+        if "auth_type" in self.fields:
+            self.fields["auth_type"].required = False  # blank: none (only read when the tab has its own)
+
+    def clean_auth_type(self):
+        return self.cleaned_data.get("auth_type") or "none"
+
+    def auth_in_use(self, data: dict) -> bool:
+        return not data.get("use_sync_auth")
 
 
 # Shown in place of the plain field when the action is read-only (secrets masked).
@@ -128,17 +159,26 @@ def _action_inline(kind: str, title: str, help_text: str):
         can_delete = False
         verbose_name = title
         verbose_name_plural = title
-        fields = [name for name in ActionForm.Meta.fields if kind == CrmAction.CREATE or name != "unique_id_path"]
+        fields = [
+            name
+            for name in [*ActionForm.Meta.fields, "clear_secrets"]
+            if kind == CrmAction.CREATE or name != "unique_id_path"
+        ]
 
         def get_queryset(self, request):
             return super().get_queryset(request).filter(action=kind)
 
         def get_fields(self, request, obj=None):
-            if self.has_change_permission(request, obj):
+            if self.has_change_permission(request, obj) and not getattr(request, "_hookhub_read_only", False):
                 return self.fields
             # Read-only (an auditor): a key typed into the URL or headers of an
-            # action saved before that was refused is shown masked.
-            return [MASKED_ACTION_FIELDS.get(name, name) for name in self.fields]
+            # action saved before that was refused is shown masked; the tab's
+            # own password and API key are never shown.
+            return [
+                MASKED_ACTION_FIELDS.get(name, name)
+                for name in self.fields
+                if name not in (*SYNC_SECRETS, "clear_secrets")
+            ]
 
         def get_readonly_fields(self, request, obj=None):
             return [*super().get_readonly_fields(request, obj), *MASKED_ACTION_FIELDS.values()]
@@ -248,7 +288,8 @@ class CrmSyncAdmin(DeliveryHealthColumns, BrandScopedHistoryAdmin):
             "Authentication",
             {
                 "fields": ["auth_type", "auth_username", "auth_password", "api_key_header", "api_key", "clear_secrets"],
-                "description": "Applies to all three webhooks. Secrets are encrypted and never shown again.",
+                "description": "Applies to every webhook that uses the sync's authentication (the default; a tab "
+                "can set its own). Secrets are encrypted and never shown again.",
             },
         ),
         ("Signing", {"fields": ["new_signing_secret", "remove_signing_secret"]}),
@@ -382,9 +423,7 @@ class CrmSyncAdmin(DeliveryHealthColumns, BrandScopedHistoryAdmin):
             if snapshot is None:
                 context["error"] = f"No customer with ID {customer_ref!r} in {sync.brand}."
             else:
-                config = crm.resolve(action.pk) or action
-                for name in crm.AUTH_FIELDS:
-                    setattr(config, name, getattr(sync, name))
+                config = crm.action_with_auth(action)
                 remote = sync.remote_ids.filter(customer_pk=snapshot["id"]).first()
                 tokens = {
                     **crm.crm_context(event_type=f"customer.{action_kind}d", customer=snapshot),

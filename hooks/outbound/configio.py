@@ -25,7 +25,7 @@ from hub.models import Brand
 from hub.redaction import mask, redact_url
 from hub.services import brand_update
 
-from .models import SECRET_FIELDS, CrmAction, CrmSync, CrmSyncAction
+from .models import ACTION_ENABLED_DEFAULTS, SECRET_FIELDS, CrmAction, CrmSync, CrmSyncAction
 
 FORMAT = "hookhub-config"
 VERSION = 1
@@ -41,7 +41,13 @@ ACTION_FIELDS = (
     "verify_ssl",
     "timeout_seconds",
     "unique_id_path",
+    "use_sync_auth",
+    "auth_type",
+    "auth_username",
+    "api_key_header",
 )
+# A tab's own secrets, as references like the sync's (never the values).
+ACTION_SECRETS = ("auth_password", "api_key")
 
 
 class ConfigError(Exception):
@@ -160,7 +166,13 @@ def crm_syncs_export(brand: Brand) -> list[dict]:
         for name in SYNC_SECRETS:
             item[name] = secret_ref(brand, getattr(sync, name), sync.name, name)
         item["actions"] = {
-            action.action: {name: exported_value(name, getattr(action, name)) for name in ACTION_FIELDS}
+            action.action: {
+                **{name: exported_value(name, getattr(action, name)) for name in ACTION_FIELDS},
+                **{
+                    name: secret_ref(brand, getattr(action, name), sync.name, action.action, name)
+                    for name in ACTION_SECRETS
+                },
+            }
             for action in sorted(sync.actions.all(), key=lambda a: CrmAction.values.index(a.action))
         }
         out.append(item)
@@ -227,10 +239,16 @@ def crm_syncs_load(brand: Brand, items: list, secrets: SecretResolver, errors: l
         planned = []
         for kind, spec in actions.items():
             action_where = f"{where}.actions.{kind}"
-            if not _check_keys(spec, set(ACTION_FIELDS), action_where, errors):
+            if not _check_keys(spec, {*ACTION_FIELDS, *ACTION_SECRETS}, action_where, errors):
                 continue
-            action = current.get(kind) or CrmSyncAction(action=kind)
-            action_changed = _assign(action, {field: spec[field] for field in ACTION_FIELDS if field in spec})
+            # A new tab without "enabled" starts as in Deskpro (ACTION_ENABLED_DEFAULTS);
+            # an existing one keeps its value.
+            action = current.get(kind) or CrmSyncAction(action=kind, enabled=ACTION_ENABLED_DEFAULTS.get(kind, False))
+            action_values = {field: spec[field] for field in ACTION_FIELDS if field in spec}
+            for field in ACTION_SECRETS:
+                if field in spec:
+                    action_values[field] = secrets(spec[field], f"{action_where}.{field}", errors)
+            action_changed = _assign(action, action_values)
             _validation_errors(action, action_where, errors, exclude=["sync", *SECRET_FIELDS])
             planned.append((action, action_changed or action.pk is None))
         if apply and not errors:

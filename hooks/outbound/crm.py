@@ -1,8 +1,8 @@
 """The Deskpro-style CRM sync as a webhook source (kind ``crm_action``).
 
-* resolve: the action with its sync's authentication and signing secret laid
-  over it (Deskpro sets authentication once per sync); None when the action or
-  its sync is disabled or deleted.
+* resolve: the action with its sync's signing secret, and the sync's
+  authentication unless the tab sets its own (Deskpro lists authentication on
+  every tab); None when the action or its sync is disabled or deleted.
 * prepare: adds ``{{ remote_id }}`` (the id the CRM returned on create). An
   update or delete that needs the remote id (its templates use ``remote_id``)
   while none is known, and any delete after a create that failed, is dropped
@@ -34,7 +34,18 @@ from .engine import attempt, claim, clock, outbox
 from .models import CRM_EVENT_ACTIONS, CrmAction, CrmSync, CrmSyncAction, Delivery, DeliveryState, RemoteId
 
 SOURCE_KIND = "crm_action"
-AUTH_FIELDS = ("auth_type", "auth_username", "auth_password", "api_key_header", "api_key", "signing_secret")
+# The authentication a tab may set for itself (else the sync's applies).
+TAB_AUTH_FIELDS = ("auth_type", "auth_username", "auth_password", "api_key_header", "api_key")
+
+
+def action_with_auth(action: CrmSyncAction) -> CrmSyncAction:
+    """The action as it is sent: the sync's authentication laid over it unless the
+    tab uses its own (``use_sync_auth`` off); the sync's signing secret always."""
+    if action.use_sync_auth:
+        for name in TAB_AUTH_FIELDS:
+            setattr(action, name, getattr(action.sync, name))
+    action.signing_secret = action.sync.signing_secret
+    return action
 
 
 def resolve(action_id: int) -> CrmSyncAction | None:
@@ -43,9 +54,7 @@ def resolve(action_id: int) -> CrmSyncAction | None:
         return None
     if not action.enabled:
         return None
-    for name in AUTH_FIELDS:
-        setattr(action, name, getattr(action.sync, name))
-    return action
+    return action_with_auth(action)
 
 
 def _uses_remote_id(action: CrmSyncAction) -> bool:

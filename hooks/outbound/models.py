@@ -8,6 +8,8 @@ state machine, and one ``synclog.DeliveryAttempt`` per try.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -155,12 +157,28 @@ class WebhookRequestConfig(models.Model):
             raise ValidationError(errors)
 
 
+# Deskpro: "click on the 'Webhook' option under 'Add Sync'. This will add a new entry called 'New Webhook Sync'."
+NEW_SYNC_NAME = "New Webhook Sync"
+
+
+def auth_errors(config: Any) -> dict[str, str]:
+    """What is missing for the chosen authentication (a sync's, or a tab's own)."""
+    errors = {}
+    if config.auth_type == AuthType.BASIC and not config.auth_username:
+        errors["auth_username"] = "A username is needed for username and password authentication."
+    if config.auth_type == AuthType.API_KEY and not config.api_key_header.strip():
+        errors["api_key_header"] = "Name the header that carries the API key."
+    return errors
+
+
 class CrmSync(models.Model):
     """Deskpro "Webhook CRM Sync": one receiving CRM of a brand, with its
     Create Users / Update Users / Delete Users actions (:class:`CrmSyncAction`).
 
-    Authentication and the signing secret are set once here and apply to all
-    three actions.
+    Authentication is set here and applies to every action that keeps "use the
+    sync's authentication" (the default); a tab may set its own instead
+    (Deskpro lists authentication on the Delete Users tab too). The signing
+    secret always applies to all three.
     """
 
     brand = models.ForeignKey(
@@ -171,7 +189,10 @@ class CrmSync(models.Model):
         help_text="The brand whose customer changes (create, update, delete) this CRM receives.",
     )
     name = models.CharField(
-        "friendly name", max_length=150, help_text="Deskpro: a recognizable name for this webhook sync."
+        "friendly name",
+        max_length=150,
+        default=NEW_SYNC_NAME,
+        help_text=f"Deskpro: a recognizable name for this webhook sync; a new one starts as '{NEW_SYNC_NAME}'.",
     )
     enabled = models.BooleanField("enabled", default=True, help_text="When off, no changes are pushed to this CRM.")
     auth_type = models.CharField(
@@ -218,12 +239,7 @@ class CrmSync(models.Model):
         return self.name
 
     def clean(self) -> None:
-        errors = {}
-        if self.auth_type == AuthType.BASIC and not self.auth_username:
-            errors["auth_username"] = "A username is needed for username and password authentication."
-        if self.auth_type == AuthType.API_KEY and not self.api_key_header.strip():
-            errors["api_key_header"] = "Name the header that carries the API key."
-        if errors:
+        if errors := auth_errors(self):
             raise ValidationError(errors)
 
 
@@ -232,6 +248,13 @@ class CrmAction(models.TextChoices):
     UPDATE = "update", "Update Users"
     DELETE = "delete", "Delete Users"
 
+
+# Whether a NEW action starts enabled (admin add form, config import of an action
+# without "enabled"). Deskpro's Create Users and Delete Users tabs have no toggle:
+# filling them in is what turns them on. Its Update Users tab has one ("Toggle the
+# option to enable syncing whenever a user record is updated"), so Update starts
+# off. Existing actions are never changed (no data migration).
+ACTION_ENABLED_DEFAULTS = {"create": True, "update": False, "delete": True}
 
 CRM_EVENT_ACTIONS = {
     "customer.created": CrmAction.CREATE,
@@ -243,8 +266,9 @@ CRM_EVENT_ACTIONS = {
 class CrmSyncAction(WebhookRequestConfig):
     """One tab of a CRM sync (Create Users, Update Users or Delete Users).
 
-    The auth and signing columns inherited from WebhookRequestConfig are not
-    edited here: the engine overlays the sync's own (see CrmSync).
+    Authentication: with ``use_sync_auth`` (the default) the engine lays the
+    sync's over the inherited auth columns; without it the tab's own columns
+    are used (crm.action_with_auth). The signing secret is always the sync's.
     """
 
     sync = models.ForeignKey(
@@ -252,10 +276,22 @@ class CrmSyncAction(WebhookRequestConfig):
         on_delete=models.CASCADE,
         related_name="actions",
         verbose_name="CRM sync",
-        help_text="The CRM sync this webhook belongs to; its authentication and signing secret apply.",
+        help_text="The CRM sync this webhook belongs to; its signing secret applies, and its authentication "
+        "unless this tab sets its own.",
     )
     action = models.CharField("action", max_length=8, choices=CrmAction.choices, help_text="Which change it pushes.")
-    enabled = models.BooleanField("enabled", default=False, help_text="Send this webhook when the change happens.")
+    enabled = models.BooleanField(
+        "enabled",
+        default=False,
+        help_text="Send this webhook when the change happens. A new Create Users or Delete Users webhook starts "
+        "enabled, a new Update Users webhook disabled (as in Deskpro).",
+    )
+    use_sync_auth = models.BooleanField(
+        "use the sync's authentication",
+        default=True,
+        help_text="On: this webhook signs in with the sync's authentication. Off: with the authentication set "
+        "on this tab (e.g. another user for deletes).",
+    )
     unique_id_path = models.CharField(
         "unique ID path",
         max_length=300,
@@ -279,6 +315,8 @@ class CrmSyncAction(WebhookRequestConfig):
             super().clean()
         except ValidationError as exc:
             errors.update(exc.message_dict)
+        if not self.use_sync_auth:
+            errors.update({name: [message] for name, message in auth_errors(self).items()})
         if self.unique_id_path:
             if self.action != CrmAction.CREATE:
                 errors["unique_id_path"] = "Only the Create Users action reads a unique ID from the response."

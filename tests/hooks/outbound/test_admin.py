@@ -37,6 +37,9 @@ def _action(prefix, **fields):
         "body_format": "json",
         "verify_ssl": "on",
         "timeout_seconds": "10",
+        "use_sync_auth": "on",  # checked by default, as the browser posts it
+        "auth_type": "none",
+        "api_key_header": "X-API-Key",
     }
     base.update(fields)
     return {f"{prefix}-0-{k}": v for k, v in base.items() if v is not None}
