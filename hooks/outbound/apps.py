@@ -26,11 +26,16 @@ class OutboundConfig(AppConfig):
     verbose_name = "Outbound webhooks"
 
     def ready(self) -> None:
+        from django.apps import apps
+        from django.db.models.signals import post_save
         from django_q.signals import post_spawn
 
-        from . import checks, crm  # noqa: F401 - checks registers the system check
+        from . import checks, crm, health  # noqa: F401 - checks registers the system check
         from .engine import stopping
 
         crm.register()
         post_migrate.connect(ensure_sweep_schedule, sender=self, dispatch_uid="outbound-sweep-schedule")
         post_spawn.connect(stopping.worker_prepare, dispatch_uid="outbound-worker-graceful-stop")
+        # Switching an auto-disabled destination back on in its form re-enables it (paused deliveries resume).
+        for model in (apps.get_model("outbound", "CrmSyncAction"), apps.get_model("rules", "EventRule")):
+            post_save.connect(health.on_config_saved, sender=model, dispatch_uid=f"health-reenable-{model.__name__}")

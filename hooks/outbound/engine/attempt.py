@@ -19,7 +19,7 @@ from django.db import transaction
 
 from synclog import attempts
 
-from .. import registry
+from .. import health, registry
 from ..models import Delivery
 from ..rendering import RenderedRequest, RenderError, render_request
 from ..transport import Outcome, send
@@ -168,6 +168,7 @@ def deliveries_record(*, results: list[SendResult]) -> list[Delivery]:
                 next_attempt_at=next_attempt_at,
                 lease_expires_at=None,
             )
+        health.health_record(results=results, moment=moment)
     return [r.delivery for r in results]
 
 

@@ -164,5 +164,8 @@ def deliveries_retry_now(*, delivery_ids: list[int]) -> int:
         finished_at=None,
         deadline=moment + timedelta(seconds=settings.HUB_RETRY_WINDOW_SECONDS),
     )
+    from .. import health  # health uses the outbox (its operational webhook)
+
+    health.probe_now(delivery_ids=ids)  # an admin's "now" is not held back by the breaker's probe time
     transaction.on_commit(lambda: deliveries_enqueue(ids=ids, force=True))
     return len(ids)
