@@ -400,6 +400,18 @@ class OpsRequest:
     timeout_seconds: int = 10
 
 
+def operational_webhook_set(*, brand_id: int, url: str) -> str:
+    """Point the brand's operational webhook at ``url`` with a new signing secret (returned once)."""
+    import base64
+    import secrets as pysecrets
+
+    secret = "whsec_" + base64.b64encode(pysecrets.token_bytes(32)).decode()
+    OperationalWebhook.objects.update_or_create(
+        brand_id=brand_id, defaults={"url": url, "signing_secret": secret, "enabled": True}
+    )
+    return secret
+
+
 def _ops_resolve(hook_id: int) -> OpsRequest | None:
     hook = OperationalWebhook.objects.filter(pk=hook_id, enabled=True).first()
     return OpsRequest(url=hook.url, signing_secret=hook.signing_secret or "") if hook else None
