@@ -196,6 +196,7 @@ def _outbound_data(brand, start, step, trunc, fmt, count, since) -> dict:
             **{"from": since},
         )
     return {
+        "unhealthy": _unhealthy(brand),
         "outbound_chart": chart(
             _series(attempts, "started_at", Q(succeeded=True), start, step, trunc, fmt, count),
             title="Outbound delivery attempts",
@@ -213,6 +214,30 @@ def _outbound_data(brand, start, step, trunc, fmt, count, since) -> dict:
         "attempts_link": logs_url(brand=brand.pk, direction="outbound", **{"from": since}),
         "attempts_failed_link": logs_url(brand=brand.pk, direction="outbound", outcome="failed", **{"from": since}),
     }
+
+
+def _unhealthy(brand) -> list[dict[str, Any]]:
+    """Failing and disabled destinations (hooks.outbound.health), linking to the
+    delivery list through its declared filters (state, source) only."""
+    from hooks.outbound import health
+
+    rows = []
+    for row in health.unhealthy(brand_ids=[brand.pk]):
+        waiting = "paused" if row.state == "disabled" else "pending"
+        rows.append(
+            {
+                "row": row,
+                "config_link": health.destination_admin_url(source_kind=row.source_kind, source_id=row.source_id),
+                "deliveries_link": changelist_url(
+                    "outbound_delivery",
+                    brand__id__exact=brand.pk,
+                    state__exact=waiting,
+                    source=f"{row.source_kind}:{row.source_id}",
+                ),
+                "waiting": waiting,
+            }
+        )
+    return rows
 
 
 def dashboard_view(request, slug: str | None = None):

@@ -27,8 +27,18 @@ from synclog.filters import OUTBOUND, CustomerFilter, DateRangeFilter, SourceFil
 from synclog.models import DeliveryAttempt
 
 from . import crm, selectors
+from . import health as hookhealth
 from .engine import outbox
-from .models import CrmAction, CrmSync, CrmSyncAction, Delivery, DeliveryState, RemoteId
+from .models import (
+    CrmAction,
+    CrmSync,
+    CrmSyncAction,
+    Delivery,
+    DeliveryState,
+    HealthState,
+    OperationalWebhook,
+    RemoteId,
+)
 from .rendering import RenderError, render_request
 
 SYNC_SECRETS = ("auth_password", "api_key")
@@ -206,6 +216,31 @@ def health_rate_html(health: dict | None):
     )
 
 
+def destination_health_html(rows: list):
+    """The health state of a destination (or the worst of a sync's actions); shared with the rules list."""
+    worst = next((r for r in rows if r.state == HealthState.DISABLED), None) or next(
+        (r for r in rows if r.state == HealthState.FAILING), None
+    )
+    if worst is None:
+        return format_html('<span style="color: #2e7d32">{}</span>', "Healthy")
+    if worst.state == HealthState.DISABLED:
+        return format_html(
+            '<span style="color: #c62828" title="{}">Disabled</span> (deliveries paused)', worst.disabled_reason
+        )
+    since = timezone.localtime(worst.first_failure_at).strftime("%Y-%m-%d %H:%M") if worst.first_failure_at else "?"
+    return format_html(
+        '<span style="color: #e69500" title="{}">Failing</span>: {} in a row since {}',
+        worst.last_error[:200],
+        worst.consecutive_failures,
+        since,
+    )
+
+
+def destinations_reenable(*, source_kind: str, source_ids: list[int]) -> int:
+    """The "Re-enable" list action: disabled destinations back on, paused deliveries resumed in order."""
+    return sum(hookhealth.destination_reenable(source_kind=source_kind, source_id=pk) for pk in source_ids)
+
+
 class HealthChangeList(ChangeList):
     """Computes the page's delivery health once (two grouped queries), not per row."""
 
@@ -229,6 +264,10 @@ class DeliveryHealthColumns:
     def success_24h(self, obj):
         return health_rate_html(getattr(obj, "health", None))
 
+    @admin.display(description="health")
+    def destination_health(self, obj):
+        return destination_health_html(getattr(obj, "destination_health", []))
+
 
 @admin.register(CrmSync)
 class CrmSyncAdmin(DeliveryHealthColumns, BrandScopedHistoryAdmin):
@@ -238,8 +277,18 @@ class CrmSyncAdmin(DeliveryHealthColumns, BrandScopedHistoryAdmin):
     form = CrmSyncForm
     secret_fields = ("auth_password", "api_key", "signing_secret")
     change_form_template = "admin/outbound/crmsync/change_form.html"
-    list_display = ["name", "brand", "enabled", "actions_summary", "last_result", "success_24h", "updated_at"]
+    list_display = [
+        "name",
+        "brand",
+        "enabled",
+        "actions_summary",
+        "destination_health",
+        "last_result",
+        "success_24h",
+        "updated_at",
+    ]
     list_filter = ["enabled", "brand"]
+    actions = ["reenable"]
     search_fields = ["name"]
     inlines = [CreateInline, UpdateInline, DeleteInline]
     fieldsets = [
@@ -261,8 +310,19 @@ class CrmSyncAdmin(DeliveryHealthColumns, BrandScopedHistoryAdmin):
         health = selectors.source_health(
             source_kind="crm_action", source_ids=[pk for ids in action_ids.values() for pk in ids]
         )
+        states = hookhealth.health_by_source(
+            source_kind="crm_action", source_ids=[pk for ids in action_ids.values() for pk in ids]
+        )
         for sync in syncs:
             sync.health = selectors.health_merge([health[pk] for pk in action_ids[sync.pk]])
+            sync.destination_health = [states[pk] for pk in action_ids[sync.pk] if pk in states]
+
+    @admin.action(description="Re-enable (disabled for failing: resume paused deliveries)", permissions=["change"])
+    def reenable(self, request, queryset):
+        # queryset: only syncs of brands the user administers (BrandScopedAdmin.get_action).
+        ids = list(CrmSyncAction.objects.filter(sync__in=queryset).values_list("pk", flat=True))
+        resumed = destinations_reenable(source_kind="crm_action", source_ids=ids)
+        messages.success(request, f"Re-enabled; {resumed} paused deliveries resumed in order.")
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
@@ -541,3 +601,22 @@ class RemoteIdAdmin(BrandScopedAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(OperationalWebhook)
+class OperationalWebhookAdmin(BrandScopedAdmin):
+    """A brand's operational webhook: destination.failing / disabled / recovered, signed."""
+
+    list_display = ["brand", "url", "enabled"]
+    list_filter = ["enabled", "brand"]
+    fields = ["brand", "url", "enabled"]
+    actions = ["new_signing_secret"]
+
+    @admin.action(description="Generate a new signing secret (shown once)", permissions=["change"])
+    def new_signing_secret(self, request, queryset):
+        for hook in queryset:
+            secret = hookhealth.operational_webhook_set(brand_id=hook.brand_id, url=hook.url)
+            messages.warning(
+                request,
+                format_html("{}: new signing secret (shown once, copy it now): <code>{}</code>", hook.url, secret),
+            )

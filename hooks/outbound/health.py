@@ -69,7 +69,7 @@ def disable_after_seconds() -> int:
 # ------------------------------------------------------------------ the breaker (claim query)
 
 
-def breaker_allows(moment: datetime) -> Q:
+def breaker_allows(moment: datetime) -> Any:
     """A filter for the claim query: a delivery is held when its destination is
     disabled, or failing and either its probe time has not come or an older
     open delivery of the destination exists (that one is the probe). One
@@ -213,7 +213,7 @@ def _duration(seconds: float) -> str:
 # ------------------------------------------------------------------ disable and re-enable
 
 
-def _config_model(kind: str) -> type[models.Model]:
+def _config_model(kind: str) -> Any:
     from hooks.rules.models import EventRule
 
     from .models import CrmSyncAction

@@ -6,11 +6,13 @@ against a dead receiver, and tenant isolation of alerts."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from django.core import mail
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from standardwebhooks.webhooks import Webhook
 from werkzeug import Response
 
@@ -280,3 +282,69 @@ def test_retry_now_probes_at_once(brand, httpserver, clock):
         outbox.deliveries_retry_now(delivery_ids=list(Delivery.objects.values_list("pk", flat=True)))
     run_all()
     assert crm.names == ["Now"]
+
+
+def _disable_after_one_failure(settings, brand, httpserver, clock, n=2):
+    settings.HUB_HEALTH_DISABLE_AFTER_SECONDS = INTERVAL
+    crm = Crm(httpserver)
+    sync, action = make_create_only(brand, httpserver.url_for("").rstrip("/"))
+    for i in range(n):
+        factories.customer(brand, first_name=f"A{i}")
+    run_all()
+    probe_round(clock)
+    assert DestinationHealth.objects.get(source_id=action.pk).state == "disabled"
+    return crm, sync, action
+
+
+def test_admin_lists_and_dashboard_show_health_and_reenable_is_brand_scoped(
+    client, brand, other_brand, httpserver, clock, settings
+):
+    crm, sync, action = _disable_after_one_failure(settings, brand, httpserver, clock)
+    other_admin = factories.member(other_brand, username="globex-boss")
+    client.force_login(other_admin)
+    # Brand B's admin cannot re-enable brand A's sync (the action sees only B's syncs).
+    client.post(reverse("admin:outbound_crmsync_changelist"), {"action": "reenable", "_selected_action": [sync.pk]})
+    assert DestinationHealth.objects.get(source_id=action.pk).state == "disabled"
+    dashboard = client.get(reverse("hub-dashboard", args=[other_brand.slug])).content.decode()
+    assert "Every sync and rule is healthy." in dashboard and "CRM — Create Users" not in dashboard
+
+    admin = factories.member(brand, username="acme-boss")
+    client.force_login(admin)
+    listing = client.get(reverse("admin:outbound_crmsync_changelist")).content.decode()
+    assert "Disabled</span> (deliveries paused)" in listing
+    dashboard = client.get(reverse("hub-dashboard", args=[brand.slug])).content.decode()
+    assert "CRM — Create Users" in dashboard and "Failed continuously for 10 minutes" in dashboard
+    link = re.search(r'href="([^"]*state__exact=paused[^"]*)"', dashboard).group(1).replace("&amp;", "&")
+    page = client.get(link)
+    assert page.status_code == 200  # declared filters only
+    assert page.content.decode().count("Paused") >= 2
+
+    crm.status = 201
+    response = client.post(
+        reverse("admin:outbound_crmsync_changelist"), {"action": "reenable", "_selected_action": [sync.pk]}
+    )
+    assert response.status_code == 302
+    run_all()
+    assert crm.names == ["A0", "A1"]
+    listing = client.get(reverse("admin:outbound_crmsync_changelist")).content.decode()
+    assert ">Healthy</span>" in listing
+
+
+def test_a_rule_is_tracked_and_its_list_shows_failing(client, brand, httpserver, clock):
+    from hooks.rules.models import EventRule
+    from hooks.rules.services import rules_dispatch
+    from hub.events import Event
+
+    httpserver.expect_request("/rule").respond_with_data("no", status=500)
+    rule = EventRule.objects.create(
+        brand=brand, name="Ping", enabled=True, event_types=["call.started"], url=httpserver.url_for("/rule")
+    )
+    for _ in range(3):
+        rules_dispatch(Event(brand_id=brand.pk, event_type="call.started", data={}))
+    run_all()
+    assert sum(1 for r, _ in httpserver.log if r.path == "/rule") == 1
+    row = DestinationHealth.objects.get(source_kind="rule", source_id=rule.pk)
+    assert (row.state, row.consecutive_failures) == ("failing", 1)
+    client.force_login(factories.member(brand))
+    listing = client.get(reverse("admin:rules_eventrule_changelist")).content.decode()
+    assert "Failing</span>: 1 in a row since" in listing

@@ -105,6 +105,7 @@ def test_breaker_probes_one_at_a_time_alerts_each_step_and_drains_in_order(brand
             probes = list(crm.ids_while_down)
         wait_for(lambda: crm.names and len(crm.names) == CUSTOMERS, "all creates to arrive")
         wait_for(lambda: "destination.recovered" in [e["type"] for e in crm.ops], "the recovered event")
+        wait_for(lambda: not Delivery.objects.exclude(state="delivered").exists(), "every attempt recorded", database)
     finally:
         kill(worker)
     database.pull()
