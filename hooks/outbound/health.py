@@ -144,23 +144,37 @@ def health_record(*, results: list[SendResult], moment: datetime) -> None:
             entry.retry_at = delivery.next_attempt_at or moment + timedelta(seconds=settings.HUB_RETRY_INTERVAL_SECONDS)
     if not seen:
         return
-    query = Q()
-    for kind, source_id in seen:
-        query |= Q(source_kind=kind, source_id=source_id)
-    rows = {
-        (row.source_kind, row.source_id): row for row in DestinationHealth.objects.select_for_update().filter(query)
-    }
+    rows = _rows_locked(list(seen))
+    missing = [key for key, entry in seen.items() if key not in rows and not entry.succeeded]
+    if missing:
+        # First failure: two workers may record one at the same moment; the
+        # unique constraint decides, the loser reads the winner's row (locked).
+        DestinationHealth.objects.bulk_create(
+            [
+                DestinationHealth(brand_id=seen[key].delivery.brand_id, source_kind=key[0], source_id=key[1])
+                for key in missing
+            ],
+            ignore_conflicts=True,
+        )
+        rows.update(_rows_locked(missing))
     for key, entry in seen.items():
         row = rows.get(key)
-        if entry.succeeded and entry.failures == 0:
+        if entry.succeeded:
             if row is not None and row.state == HealthState.FAILING:
                 _recover(row, entry, moment)
             continue
-        if row is None:
-            row = DestinationHealth(
-                brand_id=entry.delivery.brand_id, source_kind=key[0], source_id=key[1], state=HealthState.HEALTHY
-            )
+        assert row is not None  # created above
         _fail(row, entry, moment)
+
+
+def _rows_locked(keys: list[tuple[str, int]]) -> dict[tuple[str, int], DestinationHealth]:
+    query = Q()
+    for kind, source_id in keys:
+        query |= Q(source_kind=kind, source_id=source_id)
+    return {
+        (row.source_kind, row.source_id): row
+        for row in DestinationHealth.objects.select_for_update(of=("self",)).filter(query).select_related("brand")
+    }
 
 
 def _recover(row: DestinationHealth, entry: _Seen, moment: datetime) -> None:
