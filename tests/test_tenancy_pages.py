@@ -18,7 +18,8 @@ from django.urls import NoReverseMatch, reverse
 
 from customers.models import Activity, Customer
 from customers.services import activity_record
-from hooks.outbound.models import CrmSync
+from hooks.outbound import health
+from hooks.outbound.models import CrmSync, OperationalWebhook
 from hooks.rules.models import EventRule
 from hub import scoping
 from hub.models import Credential, Membership, Role
@@ -35,7 +36,7 @@ REGISTERED = sorted(
 )
 SCOPED = [model for model in REGISTERED if isinstance(admin.site._registry[model], BrandScopedAdmin)]
 # What a brand admin may add; every other registered model answers 403 on "add".
-ADDABLE_BY_BRAND_ADMIN = {Credential, Customer, Activity, CrmSync, EventRule}
+ADDABLE_BY_BRAND_ADMIN = {Credential, Customer, Activity, CrmSync, EventRule, OperationalWebhook}
 ROLES = [Role.ADMIN, Role.AUDITOR]
 
 
@@ -72,6 +73,7 @@ def make_objects(brand, prefix: str) -> None:
     factories.delivery(brand, source=rule, event_type="conversation.abandoned")
     factories.inbound_event(brand, summary=f"{brand.name} abandoned call", contact_number="+31612345678")
     factories.inbound_request(brand, note=f"{brand.slug} lookup")
+    health.operational_webhook_set(brand_id=brand.pk, url=f"https://{brand.slug}.example.com/ops")
 
 
 @pytest.fixture

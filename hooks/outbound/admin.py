@@ -612,6 +612,11 @@ class OperationalWebhookAdmin(BrandScopedAdmin):
     fields = ["brand", "url", "enabled"]
     actions = ["new_signing_secret"]
 
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if not change:  # a new webhook is signed from the start
+            self.new_signing_secret(request, type(obj).objects.filter(pk=obj.pk))
+
     @admin.action(description="Generate a new signing secret (shown once)", permissions=["change"])
     def new_signing_secret(self, request, queryset):
         for hook in queryset:
