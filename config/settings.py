@@ -234,6 +234,17 @@ HUB_LINK_TEMPLATE_TIME_BUDGET_MS = env.int("HUB_LINK_TEMPLATE_TIME_BUDGET_MS", d
 # tests and the demo turn it on to talk to receivers on 127.0.0.1.
 HUB_ALLOW_PRIVATE_DESTINATIONS = env.bool("HUB_ALLOW_PRIVATE_DESTINATIONS", default=False)
 
+# Destination health (hooks.outbound.engine.health): alert the brand's admins at 50/70/90/100 % of this
+# many consecutive failures, and once when failing for HUB_HEALTH_ALERT_AFTER_SECONDS (0: never);
+# disable a destination (its deliveries paused) after failing for HUB_HEALTH_DISABLE_AFTER_SECONDS (0: never).
+HUB_HEALTH_ALERT_THRESHOLD = env.int("HUB_HEALTH_ALERT_THRESHOLD", default=100)
+HUB_HEALTH_ALERT_AFTER_SECONDS = env.int("HUB_HEALTH_ALERT_AFTER_SECONDS", default=24 * 60 * 60)
+HUB_HEALTH_DISABLE_AFTER_SECONDS = env.int("HUB_HEALTH_DISABLE_AFTER_SECONDS", default=5 * 24 * 60 * 60)
+# Health alerts go out by e-mail: the console (stdout) in the embedded mode unless EMAIL_URL is set.
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+vars().update(EMAIL_CONFIG)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="hookhub@localhost")
+
 # Trust X-Forwarded-For from this many proxies when taking the client address
 # (credential network allowlists, logs). 0: use REMOTE_ADDR.
 HUB_TRUSTED_PROXY_COUNT = env.int("HUB_TRUSTED_PROXY_COUNT", default=0)

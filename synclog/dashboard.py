@@ -19,7 +19,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from hub import scoping
+from hub import admin_panels, scoping
 from hub.models import Brand
 
 from .detail import changelist_url, logs_url
@@ -224,6 +224,7 @@ def _outbound_data(brand, start, step, trunc, fmt, count, since) -> dict:
             **{"from": since},
         )
     return {
+        **{key: value for section in admin_panels.dashboard_sections for key, value in section(brand).items()},
         "outbound_chart": chart(
             _series(attempts, "started_at", Q(succeeded=True), start, step, trunc, fmt, count),
             title="Outbound delivery attempts",

@@ -18,7 +18,8 @@ from django.urls import NoReverseMatch, reverse
 
 from customers.models import Activity, Customer
 from customers.services import activity_record
-from hooks.outbound.models import CrmSync
+from hooks.outbound.engine import health
+from hooks.outbound.models import CrmSync, OperationalWebhook
 from hooks.rules.models import EventRule
 from hooks.sources.models import LookupSource
 from hub import scoping
@@ -36,7 +37,7 @@ REGISTERED = sorted(
 )
 SCOPED = [model for model in REGISTERED if isinstance(admin.site._registry[model], BrandScopedAdmin)]
 # What a brand admin may add; every other registered model answers 403 on "add".
-ADDABLE_BY_BRAND_ADMIN = {Credential, Customer, Activity, CrmSync, EventRule, LookupSource}
+ADDABLE_BY_BRAND_ADMIN = {Credential, Customer, Activity, CrmSync, EventRule, LookupSource, OperationalWebhook}
 ROLES = [Role.ADMIN, Role.AUDITOR]
 
 
@@ -76,6 +77,7 @@ def make_objects(brand, prefix: str) -> None:
     source = factories.lookup_source(brand)
     factories.source_call(source)
     factories.kept_customer(source, customer)
+    health.operational_webhook_set(brand_id=brand.pk, url=f"https://{brand.slug}.example.com/ops")
 
 
 @pytest.fixture

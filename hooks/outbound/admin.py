@@ -20,15 +20,27 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from hub import redaction
+from hub import admin_panels, redaction
 from hub.history import BrandScopedHistoryAdmin
 from hub.tenancy import BrandScopedAdmin, BrandScopedInline
+from synclog.detail import changelist_url
 from synclog.filters import OUTBOUND, CustomerFilter, DateRangeFilter, SourceFilter, for_direction
 from synclog.models import DeliveryAttempt
 
 from . import crm, selectors
+from .engine import health as hookhealth
 from .engine import outbox
-from .models import ACTION_ENABLED_DEFAULTS, CrmAction, CrmSync, CrmSyncAction, Delivery, DeliveryState, RemoteId
+from .models import (
+    ACTION_ENABLED_DEFAULTS,
+    CrmAction,
+    CrmSync,
+    CrmSyncAction,
+    Delivery,
+    DeliveryState,
+    HealthState,
+    OperationalWebhook,
+    RemoteId,
+)
 from .rendering import RenderError, render_request
 
 SYNC_SECRETS = ("auth_password", "api_key")
@@ -246,6 +258,31 @@ def health_rate_html(health: dict | None):
     )
 
 
+def destination_health_html(rows: list):
+    """The health state of a destination (or the worst of a sync's actions); shared with the rules list."""
+    worst = next((r for r in rows if r.state == HealthState.DISABLED), None) or next(
+        (r for r in rows if r.state == HealthState.FAILING), None
+    )
+    if worst is None:
+        return format_html('<span style="color: #2e7d32">{}</span>', "Healthy")
+    if worst.state == HealthState.DISABLED:
+        return format_html(
+            '<span style="color: #c62828" title="{}">Disabled</span> (deliveries paused)', worst.disabled_reason
+        )
+    since = timezone.localtime(worst.first_failure_at).strftime("%Y-%m-%d %H:%M") if worst.first_failure_at else "?"
+    return format_html(
+        '<span style="color: #e69500" title="{}">Failing</span>: {} in a row since {}',
+        worst.last_error[:200],
+        worst.consecutive_failures,
+        since,
+    )
+
+
+def destinations_reenable(*, source_kind: str, source_ids: list[int]) -> int:
+    """The "Re-enable" list action: disabled destinations back on, paused deliveries resumed in order."""
+    return sum(hookhealth.destination_reenable(source_kind=source_kind, source_id=pk) for pk in source_ids)
+
+
 class HealthChangeList(ChangeList):
     """Computes the page's delivery health once (two grouped queries), not per row."""
 
@@ -269,6 +306,10 @@ class DeliveryHealthColumns:
     def success_24h(self, obj):
         return health_rate_html(getattr(obj, "health", None))
 
+    @admin.display(description="health")
+    def destination_health(self, obj):
+        return destination_health_html(getattr(obj, "destination_health", []))
+
 
 @admin.register(CrmSync)
 class CrmSyncAdmin(DeliveryHealthColumns, BrandScopedHistoryAdmin):
@@ -278,8 +319,18 @@ class CrmSyncAdmin(DeliveryHealthColumns, BrandScopedHistoryAdmin):
     form = CrmSyncForm
     secret_fields = ("auth_password", "api_key", "signing_secret")
     change_form_template = "admin/outbound/crmsync/change_form.html"
-    list_display = ["name", "brand", "enabled", "actions_summary", "last_result", "success_24h", "updated_at"]
+    list_display = [
+        "name",
+        "brand",
+        "enabled",
+        "actions_summary",
+        "destination_health",
+        "last_result",
+        "success_24h",
+        "updated_at",
+    ]
     list_filter = ["enabled", "brand"]
+    actions = ["reenable"]
     search_fields = ["name"]
     inlines = [CreateInline, UpdateInline, DeleteInline]
     fieldsets = [
@@ -302,8 +353,19 @@ class CrmSyncAdmin(DeliveryHealthColumns, BrandScopedHistoryAdmin):
         health = selectors.source_health(
             source_kind="crm_action", source_ids=[pk for ids in action_ids.values() for pk in ids]
         )
+        states = hookhealth.health_by_source(
+            source_kind="crm_action", source_ids=[pk for ids in action_ids.values() for pk in ids]
+        )
         for sync in syncs:
             sync.health = selectors.health_merge([health[pk] for pk in action_ids[sync.pk]])
+            sync.destination_health = [states[pk] for pk in action_ids[sync.pk] if pk in states]
+
+    @admin.action(description="Re-enable (disabled for failing: resume paused deliveries)", permissions=["change"])
+    def reenable(self, request, queryset):
+        # queryset: only syncs of brands the user administers (BrandScopedAdmin.get_action).
+        ids = list(CrmSyncAction.objects.filter(sync__in=queryset).values_list("pk", flat=True))
+        resumed = destinations_reenable(source_kind="crm_action", source_ids=ids)
+        messages.success(request, f"Re-enabled; {resumed} paused deliveries resumed in order.")
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
@@ -580,3 +642,53 @@ class RemoteIdAdmin(BrandScopedAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(OperationalWebhook)
+class OperationalWebhookAdmin(BrandScopedAdmin):
+    """A brand's operational webhook: destination.failing / disabled / recovered, signed."""
+
+    list_display = ["brand", "url", "enabled"]
+    list_filter = ["enabled", "brand"]
+    fields = ["brand", "url", "enabled"]
+    actions = ["new_signing_secret"]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if not change:  # a new webhook is signed from the start
+            self.new_signing_secret(request, type(obj).objects.filter(pk=obj.pk))
+
+    @admin.action(description="Generate a new signing secret (shown once)", permissions=["change"])
+    def new_signing_secret(self, request, queryset):
+        for hook in queryset:
+            secret = hookhealth.operational_webhook_set(brand_id=hook.brand_id, url=hook.url)
+            messages.warning(
+                request,
+                format_html("{}: new signing secret (shown once, copy it now): <code>{}</code>", hook.url, secret),
+            )
+
+
+def unhealthy_dashboard_section(brand) -> dict:
+    """The dashboard's Destination health section: failing and disabled
+    destinations, linking to the delivery list through its declared filters
+    (state, source) only."""
+    rows = []
+    for row in hookhealth.unhealthy(brand_ids=[brand.pk]):
+        waiting = "paused" if row.state == "disabled" else "pending"
+        rows.append(
+            {
+                "row": row,
+                "config_link": hookhealth.destination_admin_url(source_kind=row.source_kind, source_id=row.source_id),
+                "deliveries_link": changelist_url(
+                    "outbound_delivery",
+                    brand__id__exact=brand.pk,
+                    state__exact=waiting,
+                    source=f"{row.source_kind}:{row.source_id}",
+                ),
+                "waiting": waiting,
+            }
+        )
+    return {"unhealthy": rows}
+
+
+admin_panels.dashboard_section_add(unhealthy_dashboard_section)

@@ -26,14 +26,19 @@ class OutboundConfig(AppConfig):
     verbose_name = "Outbound webhooks"
 
     def ready(self) -> None:
+        from django.apps import apps
+        from django.db.models.signals import post_save
         from django_q.signals import post_spawn
 
         from hub import metrics
 
         from . import checks, crm, selectors  # noqa: F401 - checks registers the system check
-        from .engine import stopping
+        from .engine import health, stopping
 
         crm.register()
         post_migrate.connect(ensure_sweep_schedule, sender=self, dispatch_uid="outbound-sweep-schedule")
         post_spawn.connect(stopping.worker_prepare, dispatch_uid="outbound-worker-graceful-stop")
         metrics.outbox_register(depth=selectors.outbox_depth, oldest_due_age=selectors.outbox_oldest_due_age)
+        # Switching an auto-disabled destination back on in its form re-enables it (paused deliveries resume).
+        for model in (apps.get_model("outbound", "CrmSyncAction"), apps.get_model("rules", "EventRule")):
+            post_save.connect(health.on_config_saved, sender=model, dispatch_uid=f"health-reenable-{model.__name__}")

@@ -368,6 +368,7 @@ class DeliveryState(models.TextChoices):
     DELIVERED = "delivered", "Delivered"
     FAILED = "failed", "Failed"
     OBSOLETE = "obsolete", "Obsolete"
+    PAUSED = "paused", "Paused"
 
 
 class Delivery(models.Model):
@@ -409,7 +410,8 @@ class Delivery(models.Model):
         default=DeliveryState.PENDING,
         db_index=True,
         help_text="Pending (waiting for its turn or a retry), sending, delivered (2xx or 3xx), failed (gave up "
-        "after the retry window) or obsolete (made pointless by a later change).",
+        "after the retry window), obsolete (made pointless by a later change) or paused (its destination was "
+        "disabled for failing; it goes out when an admin re-enables it).",
     )
     attempts = models.PositiveIntegerField("attempts", default=0, help_text="How many times it was sent.")
     next_attempt_at = models.DateTimeField(
@@ -481,3 +483,95 @@ class DrainSignal(models.Model):
 
     def __str__(self) -> str:
         return f"requested {self.requested_at}, started {self.taken_at}"
+
+
+class HealthState(models.TextChoices):
+    HEALTHY = "healthy", "Healthy"
+    FAILING = "failing", "Failing"
+    DISABLED = "disabled", "Disabled"
+
+
+class DestinationHealth(models.Model):
+    """The health of one destination (a CRM sync action or a rule: the engine's
+    ``source_kind`` + ``source_id``), updated by :mod:`hooks.outbound.engine.health` in
+    the transaction that records its attempts. A destination without a row has
+    never failed (healthy)."""
+
+    brand = models.ForeignKey(
+        "hub.Brand",
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name="brand",
+        help_text="The brand the destination belongs to (whose admins are alerted).",
+    )
+    source_kind = models.CharField("source kind", max_length=30, help_text="crm_action or rule.")
+    source_id = models.BigIntegerField("source id", help_text="The id of the sync action or rule.")
+    name = models.CharField("destination", max_length=300, help_text="The destination's name at its last attempt.")
+    state = models.CharField(
+        "health",
+        max_length=10,
+        choices=HealthState.choices,
+        default=HealthState.HEALTHY,
+        help_text="Healthy; failing (its last attempt failed: one probe at a time until one succeeds); "
+        "disabled (failed continuously for too long: its deliveries are paused).",
+    )
+    consecutive_failures = models.PositiveIntegerField(
+        "consecutive failures", default=0, help_text="Failed attempts since the last success."
+    )
+    first_failure_at = models.DateTimeField(
+        "failing since", null=True, blank=True, help_text="The first failure after the last success."
+    )
+    last_failure_at = models.DateTimeField("last failure", null=True, blank=True, help_text="The latest failure.")
+    last_error = models.TextField("last error", blank=True, help_text="The latest failure's error (masked).")
+    probe_at = models.DateTimeField(
+        "next probe",
+        null=True,
+        blank=True,
+        help_text="While failing, no delivery of the destination is sent before this time (the circuit breaker).",
+    )
+    alert_step = models.PositiveSmallIntegerField(
+        "alert step", default=0, help_text="How many of the 50/70/90/100 % failure steps were alerted."
+    )
+    alerted_duration = models.BooleanField(
+        "alerted for duration", default=False, help_text="Whether the failing-for-too-long alert was sent."
+    )
+    disabled_at = models.DateTimeField("disabled", null=True, blank=True, help_text="When it was auto-disabled.")
+    disabled_reason = models.TextField("disable reason", blank=True, help_text="Why it was disabled.")
+
+    class Meta:
+        verbose_name = "destination health"
+        verbose_name_plural = "destination health"
+        constraints = [
+            models.UniqueConstraint(fields=["source_kind", "source_id"], name="destinationhealth_unique_source")
+        ]
+        indexes = [models.Index(fields=["brand", "state"], name="destinationhealth_brand_state")]
+
+    def __str__(self) -> str:
+        return f"{self.name} · {self.get_state_display()}"
+
+
+class OperationalWebhook(models.Model):
+    """A brand's operational webhook: a signed JSON POST (Standard Webhooks) for
+    ``destination.failing`` / ``destination.disabled`` / ``destination.recovered``,
+    sent by the same engine as every other delivery."""
+
+    brand = models.OneToOneField(
+        "hub.Brand",
+        on_delete=models.CASCADE,
+        related_name="operational_webhook",
+        verbose_name="brand",
+        help_text="The brand whose destinations' health it reports.",
+    )
+    url = models.URLField("URL", max_length=500, help_text="Where the health events are POSTed (https).")
+    signing_secret = EncryptedTextField(
+        "signing secret",
+        blank=True,
+        help_text="Standard Webhooks signing secret (whsec_...); every POST is signed with it. Encrypted.",
+    )
+    enabled = models.BooleanField("enabled", default=True, help_text="When off, only e-mail alerts are sent.")
+
+    class Meta:
+        verbose_name = "operational webhook"
+
+    def __str__(self) -> str:
+        return self.url

@@ -17,7 +17,8 @@ from django.utils.html import format_html
 from customers.models import Customer
 from hooks.inbound.models import InboundEvent
 from hooks.inbound.selectors import inbound_event_get, inbound_events_for_brand
-from hooks.outbound.admin import DeliveryHealthColumns, health_last_html, health_rate_html
+from hooks.outbound.admin import DeliveryHealthColumns, destinations_reenable, health_last_html, health_rate_html
+from hooks.outbound.engine.health import health_by_source
 from hooks.outbound.models import SECRET_FIELDS
 from hooks.outbound.selectors import source_health
 from hub import redaction, scoping
@@ -138,6 +139,7 @@ class EventRuleAdmin(DeliveryHealthColumns, BrandScopedHistoryAdmin):
         "triggers",
         "conditions_text",
         "webhook",
+        "destination_health",
         "last_result",
         "success_24h",
     ]
@@ -148,7 +150,7 @@ class EventRuleAdmin(DeliveryHealthColumns, BrandScopedHistoryAdmin):
     # old rule's URL one character at a time, though the page shows it masked.
     search_fields = ["name", "description"]
     list_select_related = ["brand"]
-    actions = ["enable", "disable"]
+    actions = ["enable", "disable", "reenable"]
     change_form_template = "admin/rules/eventrule/change_form.html"
     change_list_template = "admin/rules/eventrule/change_list.html"
     fieldsets = [
@@ -176,8 +178,15 @@ class EventRuleAdmin(DeliveryHealthColumns, BrandScopedHistoryAdmin):
     @staticmethod
     def page_health(rules: list) -> None:
         health = source_health(source_kind="rule", source_ids=[rule.pk for rule in rules])
+        states = health_by_source(source_kind="rule", source_ids=[rule.pk for rule in rules])
         for rule in rules:
             rule.health = health[rule.pk]
+            rule.destination_health = [states[rule.pk]] if rule.pk in states else []
+
+    @admin.action(description="Re-enable (disabled for failing: resume paused deliveries)", permissions=["change"])
+    def reenable(self, request, queryset):
+        resumed = destinations_reenable(source_kind="rule", source_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"Re-enabled; {resumed} paused deliveries resumed in order.")
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)

@@ -24,7 +24,7 @@ from .. import registry
 from ..models import Delivery
 from ..rendering import RenderedRequest, RenderError, render_request
 from ..transport import Outcome, send
-from . import claim, clock, state
+from . import claim, clock, health, state
 
 logger = logging.getLogger(__name__)
 
@@ -169,6 +169,7 @@ def deliveries_record(*, results: list[SendResult]) -> list[Delivery]:
                 next_attempt_at=next_attempt_at,
                 lease_expires_at=None,
             )
+        health.health_record(results=results, moment=moment)
     metrics.deliveries_recorded(deliveries=[r.delivery for r in results if not r.obsolete], moment=moment)
     return [r.delivery for r in results]
 

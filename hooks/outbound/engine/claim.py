@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
 from ..models import TIMEOUT_MAX, Delivery
-from . import clock, state
+from . import clock, health, state
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +40,10 @@ def lease_floor() -> int:
 
 def claimable(moment: datetime) -> QuerySet[Delivery]:
     """Deliveries that are due (or whose lease expired) and not blocked by an
-    earlier open delivery with the same order key."""
+    earlier open delivery with the same order key, nor held by the circuit
+    breaker of a failing or disabled destination (hooks.outbound.engine.health)."""
     earlier_open = Delivery.objects.filter(
-        order_key=OuterRef("order_key"), pk__lt=OuterRef("pk"), state__in=state.OPEN_STATES
+        order_key=OuterRef("order_key"), pk__lt=OuterRef("pk"), state__in=state.ORDER_STATES
     )
     return (
         Delivery.objects.filter(
@@ -50,6 +51,7 @@ def claimable(moment: datetime) -> QuerySet[Delivery]:
         )
         .annotate(blocked=Exists(earlier_open))
         .filter(Q(order_key="") | Q(blocked=False))
+        .filter(health.breaker_allows(moment))
     )
 
 

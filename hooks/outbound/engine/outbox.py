@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from ..models import Delivery, DrainSignal
+from ..models import Delivery, DestinationHealth, DrainSignal, HealthState
 from . import clock, state
 
 logger = logging.getLogger(__name__)
@@ -164,5 +164,16 @@ def deliveries_retry_now(*, delivery_ids: list[int]) -> int:
         finished_at=None,
         deadline=moment + timedelta(seconds=settings.HUB_RETRY_WINDOW_SECONDS),
     )
+    _probe_now(delivery_ids=ids)  # an admin's "now" is not held back by the breaker's probe time
     transaction.on_commit(lambda: deliveries_enqueue(ids=ids, force=True))
     return len(ids)
+
+
+def _probe_now(*, delivery_ids: list[int]) -> None:
+    """ "Retry now" of deliveries of failing destinations: their next probe may go at once."""
+    sources = Delivery.objects.filter(pk__in=delivery_ids).values("source_kind", "source_id")
+    DestinationHealth.objects.filter(
+        state=HealthState.FAILING,
+        source_kind__in=sources.values("source_kind"),
+        source_id__in=sources.values("source_id"),
+    ).update(probe_at=None)

@@ -13,7 +13,7 @@ import time
 
 from .. import registry
 from ..models import Delivery
-from . import attempt, claim, clock, outbox, stopping
+from . import attempt, claim, clock, health, outbox, stopping
 
 RUN_BUDGET_SECONDS = 45  # below Q_CLUSTER["timeout"] (90 s) minus one 30 s request (see checks.py)
 SWEEP_GRACE_SECONDS = 60  # a first attempt is the on_commit task's job for this long
@@ -58,8 +58,13 @@ def _batch_send(batch: list[Delivery], stop_at: float) -> tuple[list[Delivery], 
     whether the unsent rest was handed back (stop, budget or lease)."""
     results: list[attempt.SendResult] = []
     finished: list[Delivery] = []
+    held: list[Delivery] = []  # the circuit breaker tripped for their destination in this batch
+    tripped: set[tuple[str, int]] = set()
     flushed_at = time.monotonic()
     for index, delivery in enumerate(batch):
+        if (delivery.source_kind, delivery.source_id) in tripped:
+            held.append(delivery)
+            continue
         config = registry.resolve(delivery.source_kind, delivery.source_id)
         needed = claim.lease_needed(config)
         assert delivery.lease_expires_at is not None  # deliveries_claim set the lease
@@ -71,15 +76,18 @@ def _batch_send(batch: list[Delivery], stop_at: float) -> tuple[list[Delivery], 
                 claim.lease_stretch(deliveries=batch, seconds=needed)
         elif stopping.requested() or time.monotonic() > stop_at or lease_left < needed:
             finished += attempt.deliveries_record(results=results)
-            rest = batch[index:]
+            rest = held + batch[index:]
             claim.deliveries_release(deliveries=rest)
             outbox.deliveries_enqueue(ids=[d.pk for d in rest], force=True)
             return finished, True
         results.append(attempt.delivery_send(delivery=delivery))
+        if health.breaker_trips(results[-1]):
+            tripped.add((delivery.source_kind, delivery.source_id))
         if time.monotonic() - flushed_at > FLUSH_SECONDS:
             finished += attempt.deliveries_record(results=results)
             results, flushed_at = [], time.monotonic()
     finished += attempt.deliveries_record(results=results)
+    claim.deliveries_release(deliveries=held)  # unsent: the breaker holds them until the probe succeeds
     return finished, False
 
 

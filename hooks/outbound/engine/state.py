@@ -9,6 +9,8 @@ function that changes a delivery's state.
     in_flight  -> failed      no success before the deadline
     in_flight  -> obsolete    its configuration was deleted/disabled, or a later change made it pointless
     failed     -> pending     "Retry now"
+    pending    -> paused      its destination was auto-disabled (hooks.outbound.engine.health)
+    paused     -> pending     the destination was re-enabled (a fresh retry window)
 
 delivered and obsolete are final. A move not listed here is refused with
 :class:`TransitionRefused` (a bug, never a runtime condition), and every write
@@ -24,15 +26,19 @@ from ..models import Delivery, DeliveryState
 
 PENDING, IN_FLIGHT = DeliveryState.PENDING, DeliveryState.IN_FLIGHT
 DELIVERED, FAILED, OBSOLETE = DeliveryState.DELIVERED, DeliveryState.FAILED, DeliveryState.OBSOLETE
+PAUSED = DeliveryState.PAUSED
 
 MOVES: dict[str, frozenset[str]] = {
-    PENDING: frozenset({IN_FLIGHT, PENDING}),
+    PENDING: frozenset({IN_FLIGHT, PENDING, PAUSED}),
     IN_FLIGHT: frozenset({IN_FLIGHT, PENDING, DELIVERED, FAILED, OBSOLETE}),
     FAILED: frozenset({PENDING}),
     DELIVERED: frozenset(),
     OBSOLETE: frozenset(),
+    PAUSED: frozenset({PENDING}),
 }
 OPEN_STATES = (PENDING, IN_FLIGHT)
+# A paused delivery still holds its place: later ones with its order key wait behind it.
+ORDER_STATES = (PENDING, IN_FLIGHT, PAUSED)
 
 
 class TransitionRefused(Exception):
