@@ -9,7 +9,8 @@ import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
-from django.db import models
+from django.db import models, transaction
+from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
@@ -147,8 +148,10 @@ class Brand(models.Model):
         default=False,
         help_text="When M8Com logs a call from a number no customer has, create a customer for it.",
     )
-    # Bumped in the same transaction as every change to this brand's customers;
-    # lookup caches are keyed by it so they never serve stale data.
+    # Bumped in the same transaction as every change to this brand, its keys and
+    # its customers (hub.services.brand_touch, also written to hub.generations'
+    # board before the commit); the credential and lookup caches are keyed by it
+    # so they never serve stale data.
     generation = models.BigIntegerField(
         "generation",
         default=0,
@@ -164,6 +167,11 @@ class Brand(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args, **kwargs):
+        # With its generation bump (post_save below): both commit, or neither.
+        with transaction.atomic(using=kwargs.get("using"), savepoint=False):
+            super().save(*args, **kwargs)
 
 
 class Role(models.TextChoices):
@@ -281,6 +289,11 @@ class Credential(models.Model):
     def __str__(self) -> str:
         return f"{self.get_integration_display()} key {self.prefix}… ({self.brand})"
 
+    def save(self, *args, **kwargs):
+        # With the brand's generation bump (post_save below): both commit, or neither.
+        with transaction.atomic(using=kwargs.get("using"), savepoint=False):
+            super().save(*args, **kwargs)
+
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
@@ -305,6 +318,26 @@ def network_allows(networks: list, address: str | None) -> bool:
     except ValueError:
         return False
     return any(ip in ipaddress.ip_network(str(net), strict=False) for net in networks)
+
+
+# Every saved or deleted brand or key, whichever path saved it (services, admin,
+# a cascade): the credential cache (hooks.inbound.common) must not answer with the
+# old row. A queryset .update() sends no signal: the hub's only ones are brand_touch
+# itself and the batched last_used_at touches (which no cached answer depends on).
+@receiver(post_save, sender=Brand, dispatch_uid="hub.brand_saved")
+@receiver(post_save, sender=Credential, dispatch_uid="hub.credential_saved")
+@receiver(post_delete, sender=Credential, dispatch_uid="hub.credential_deleted")
+def _brand_or_key_changed(sender, instance, **kwargs):
+    from .services import brand_touch
+
+    brand_touch(brand_id=instance.pk if sender is Brand else instance.brand_id)
+
+
+@receiver(post_delete, sender=Brand, dispatch_uid="hub.brand_deleted")
+def _brand_deleted(sender, instance, **kwargs):
+    from .services import brand_forget
+
+    brand_forget(brand_id=instance.pk)
 
 
 slug_validator = RegexValidator(r"^[a-z0-9][a-z0-9-]*$", "Lower-case letters, digits and dashes.")
