@@ -169,6 +169,13 @@ class Brand(models.Model):
         return self.name
 
     def save(self, *args, **kwargs):
+        if not self._state.adding and kwargs.get("update_fields") is None:
+            # The generation is only ever bumped (hub.services.brand_touch), never written
+            # back from an instance loaded before other changes: that would let a later
+            # bump land on a generation caches already hold entries for.
+            kwargs["update_fields"] = [
+                f.name for f in self._meta.concrete_fields if not f.primary_key and f.name != "generation"
+            ]
         # With its generation bump (post_save below): both commit, or neither.
         with transaction.atomic(using=kwargs.get("using"), savepoint=False):
             super().save(*args, **kwargs)
@@ -327,10 +334,14 @@ def network_allows(networks: list, address: str | None) -> bool:
 @receiver(post_save, sender=Brand, dispatch_uid="hub.brand_saved")
 @receiver(post_save, sender=Credential, dispatch_uid="hub.credential_saved")
 @receiver(post_delete, sender=Credential, dispatch_uid="hub.credential_deleted")
-def _brand_or_key_changed(sender, instance, **kwargs):
+def _brand_or_key_changed(sender, instance, created=False, **kwargs):
     from .services import brand_touch
 
-    brand_touch(brand_id=instance.pk if sender is Brand else instance.brand_id)
+    if sender is Brand and created:
+        return  # nothing is cached about a brand that did not exist (ids are never reused)
+    generation = brand_touch(brand_id=instance.pk if sender is Brand else instance.brand_id)
+    if sender is Brand and generation is not None:
+        instance.generation = generation
 
 
 @receiver(post_delete, sender=Brand, dispatch_uid="hub.brand_deleted")

@@ -31,12 +31,13 @@ def brand_create(*, slug: str, name: str, default_region: str = "NL", time_zone:
     return brand
 
 
-def brand_touch(*, brand_id: int) -> None:
+def brand_touch(*, brand_id: int) -> int | None:
     """Invalidate everything cached about the brand: lookup answers and its keys
     (same transaction as the change). The new generation is written to the
     board (hub.generations) before the change commits, so no process uses an
     older cached entry once the change is visible; a board that cannot be
-    written raises, and the change rolls back with it."""
+    written raises, and the change rolls back with it. Returns the new
+    generation (None for a brand being deleted)."""
     table = connection.ops.quote_name(Brand._meta.db_table)
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         # One statement (PostgreSQL and SQLite >= 3.35 both return the new value).
@@ -46,10 +47,11 @@ def brand_touch(*, brand_id: int) -> None:
         )
         row = cursor.fetchone()
         if row is None:  # the brand is being deleted (hub.models: brand_deleted)
-            return
+            return None
         generation = row[0]
         generations.board().publish(brand_id, generation)
     transaction.on_commit(functools.partial(_republish, brand_id=brand_id, generation=generation))
+    return generation
 
 
 def _republish(*, brand_id: int, generation: int) -> None:

@@ -49,6 +49,7 @@ def buffered_log(settings):
     writer.flush()
     yield
     writer.flush()
+    assert writer.stop()  # the thread record() started
 
 
 @pytest.fixture
@@ -222,3 +223,16 @@ def test_the_networks_of_a_cached_key_are_checked_on_every_call(client, brand, m
     assert omnidesk(client, secret, REMOTE_ADDR="203.0.113.9").status_code == 200
     assert omnidesk(client, secret, REMOTE_ADDR="203.0.113.9").status_code == 200
     assert omnidesk(client, secret, REMOTE_ADDR="198.51.100.7").status_code == 403
+
+
+def test_a_brand_saved_from_an_instance_loaded_earlier_shows_at_once(client, brand, maria, board, buffered_log):
+    """Brand.save() never writes an old generation back: the bump after it would land on
+    the generation the caches hold entries for, and the change would never show."""
+    form_copy = Brand.objects.get(pk=brand.pk)  # e.g. an admin form opened before the key was issued
+    _, secret = credential_issue(brand=brand, integration="m8com")  # bumps the generation
+    assert "moreInfoUrl" not in m8com(client, secret).json()
+    assert "moreInfoUrl" not in m8com(client, secret).json()  # from the caches now
+    form_copy.more_info_url_template = "https://crm.example.com/two/{{ customer.customer_id }}"
+    form_copy.save()
+    assert m8com(client, secret).json()["moreInfoUrl"] == "https://crm.example.com/two/C-1"
+    assert Brand.objects.get(pk=brand.pk).generation == form_copy.generation == board.read(brand.pk)
