@@ -520,6 +520,11 @@ def main() -> None:
     if args.reuse_db and meta_path.exists():
         meta = json.loads(meta_path.read_text())
     else:
+        from hub import generations
+
+        # A new database starts its generations again: values left from the last one
+        # (HUB_GENERATION_FILE, or Redis) would keep its lookups off the caches.
+        generations.board().reset()
         meta = seed(n, hot, url)
         RESULTS.mkdir(parents=True, exist_ok=True)
         meta_path.write_text(json.dumps(meta))

@@ -261,6 +261,12 @@ HUB_LOOKUP_SOURCE_THREADS = env.int("HUB_LOOKUP_SOURCE_THREADS", default=32)
 HUB_METRICS_ALLOWED_CIDRS = env.list("HUB_METRICS_ALLOWED_CIDRS", default=[])
 HUB_METRICS_TOKEN = env.str("HUB_METRICS_TOKEN", default="")
 
+# The credential cache's generation board (hub.generations): "redis" (default when
+# REDIS_URL is set), "file" (default otherwise: processes of one host share
+# HUB_GENERATION_FILE) or "off" (the key check reads the database on every call).
+HUB_CREDENTIAL_CACHE = env.str("HUB_CREDENTIAL_CACHE", default="")
+HUB_GENERATION_FILE = env.str("HUB_GENERATION_FILE", default="")
+
 # The admin's public base URL, used in links the hub sends out (rule presets).
 HUB_ADMIN_BASE_URL = env.str("HUB_ADMIN_BASE_URL", default="http://127.0.0.1:8000")
 

@@ -1,6 +1,15 @@
 """Settings for the test suite: the base settings, deterministic and fast."""
 
+import os
+import tempfile
+
 from .settings import *  # noqa: F403
+
+# One generation board file per test session, shared with the processes it starts
+# (exported), never with another session's database on this host.
+HUB_GENERATION_FILE = os.environ.setdefault(
+    "HUB_GENERATION_FILE", os.path.join(tempfile.gettempdir(), f"hookhub-test-generations-{os.getpid()}")
+)
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SYNCLOG_FLUSH_INTERVAL = 0

@@ -10,7 +10,7 @@ import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
-from django.db import models
+from django.db import models, transaction
 from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
@@ -289,8 +289,10 @@ class Brand(models.Model):
         '"+3120555*"]. Such a number is never looked up: of an M8Com fromNumber / toNumber the other one is '
         "the customer, and a call log or service hook never matches a customer by it.",
     )
-    # Bumped in the same transaction as every change to this brand's customers;
-    # lookup caches are keyed by it so they never serve stale data.
+    # Bumped in the same transaction as every change to this brand, its keys and
+    # its customers (hub.services.brand_touch, also written to hub.generations'
+    # board before the commit); the credential and lookup caches are keyed by it
+    # so they never serve stale data.
     generation = models.BigIntegerField(
         "generation",
         default=0,
@@ -307,6 +309,18 @@ class Brand(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args, **kwargs):
+        if not self._state.adding and kwargs.get("update_fields") is None:
+            # The generation is only ever bumped (hub.services.brand_touch), never written
+            # back from an instance loaded before other changes: that would let a later
+            # bump land on a generation caches already hold entries for.
+            kwargs["update_fields"] = [
+                f.name for f in self._meta.concrete_fields if not f.primary_key and f.name != "generation"
+            ]
+        # With its generation bump (hub.signals): both commit, or neither.
+        with transaction.atomic(using=kwargs.get("using"), savepoint=False):
+            super().save(*args, **kwargs)
+
     def clean(self) -> None:
         """The M8Com link templates run on the lookup hot path: refuse on save
         what would fail or stall there (admin form and config import)."""
@@ -319,7 +333,6 @@ class Brand(models.Model):
             errors["create_activity_urls"] = problems
         if errors:
             raise ValidationError(errors)
-
 
 class Role(models.TextChoices):
     ADMIN = "admin", "Admin (configures)"
@@ -435,6 +448,11 @@ class Credential(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_integration_display()} key {self.prefix}… ({self.brand})"
+
+    def save(self, *args, **kwargs):
+        # With the brand's generation bump (hub.signals): both commit, or neither.
+        with transaction.atomic(using=kwargs.get("using"), savepoint=False):
+            super().save(*args, **kwargs)
 
     @property
     def is_active(self) -> bool:

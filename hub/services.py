@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import logging
 import secrets
 
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 from django.utils import timezone
 
+from . import generations
 from .events import brand_time_zone_changed
 from .models import Brand, Credential, Integration, Membership, Role
+
+logger = logging.getLogger(__name__)
 
 SECRET_BYTES = 32
 PREFIX_LENGTH = 10
@@ -27,9 +31,41 @@ def brand_create(*, slug: str, name: str, default_region: str = "NL", time_zone:
     return brand
 
 
-def brand_touch(*, brand_id: int) -> None:
-    """Invalidate every cached lookup answer of the brand (same transaction as the change)."""
-    Brand.objects.filter(pk=brand_id).update(generation=F("generation") + 1)
+def brand_touch(*, brand_id: int) -> int | None:
+    """Invalidate everything cached about the brand: lookup answers and its keys
+    (same transaction as the change). The new generation is written to the
+    board (hub.generations) before the change commits, so no process uses an
+    older cached entry once the change is visible; a board that cannot be
+    written raises, and the change rolls back with it. Returns the new
+    generation (None for a brand being deleted)."""
+    table = connection.ops.quote_name(Brand._meta.db_table)
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        # One statement (PostgreSQL and SQLite >= 3.35 both return the new value).
+        cursor.execute(
+            f"UPDATE {table} SET generation = generation + 1 WHERE id = %s RETURNING generation",  # noqa: S608
+            [brand_id],
+        )
+        row = cursor.fetchone()
+        if row is None:  # the brand is being deleted (hub.models: brand_deleted)
+            return None
+        generation = row[0]
+        generations.board().publish(brand_id, generation)
+    transaction.on_commit(functools.partial(_republish, brand_id=brand_id, generation=generation))
+    return generation
+
+
+def _republish(*, brand_id: int, generation: int) -> None:
+    """After the commit, once more: the board's value may have gone missing (Redis
+    restarted) and been filled from the database while the change was in flight."""
+    try:
+        generations.board().publish(brand_id, generation)
+    except Exception:  # noqa: BLE001 - the value was already published before the commit
+        logger.warning("Generation board: publishing again after the commit failed", exc_info=True)
+
+
+def brand_forget(*, brand_id: int) -> None:
+    """A deleted brand: no cached entry of it may match again (before its deletion commits)."""
+    generations.board().publish(brand_id, generations.DELETED)
 
 
 def brand_update(*, brand: Brand, update_fields: list[str] | None = None) -> Brand:
@@ -57,13 +93,14 @@ def brand_update(*, brand: Brand, update_fields: list[str] | None = None) -> Bra
             Brand.objects.select_for_update().filter(pk=brand.pk).values_list("time_zone", flat=True).first()
         )
         if fields:
-            brand.save(update_fields=fields)
+            brand.save(update_fields=fields)  # bumps the generation (hub.models: every saved brand)
+        else:
+            brand_touch(brand_id=brand.pk)
         if stored_time_zone is not None and stored_time_zone != brand.time_zone:
             # In this transaction: a subscriber's failure undoes the change (customers rebuilds).
             brand_time_zone_changed.send(
                 sender=Brand, brand_id=brand.pk, old_time_zone=stored_time_zone, new_time_zone=brand.time_zone
             )
-        brand_touch(brand_id=brand.pk)
         brand.generation = Brand.objects.filter(pk=brand.pk).values_list("generation", flat=True).get()
     return brand
 

@@ -82,12 +82,14 @@ def flush() -> int:
             logger.exception("Dropped an inbound request log row that is not one: %r", row)
     written = 0
     try:
+        # Touches first: once a call's log row is visible, so is its key's last use.
+        for credential_id, used_at in list(touches.items()):
+            Credential.objects.filter(pk=credential_id).update(last_used_at=used_at)
+            del touches[credential_id]
         written = _write(rows)
         if rows:  # the database went away midway (logged by _write)
             _keep_for_later(rows, touches)
             return written
-        for credential_id, used_at in touches.items():
-            Credential.objects.filter(pk=credential_id).update(last_used_at=used_at)
     except _CONNECTION_ERRORS:
         logger.warning("Could not record credential use; retrying later", exc_info=True)
         _keep_for_later(rows, touches)

@@ -10,6 +10,15 @@ from .factories import BrandFactory
 pytest_plugins = ["tests.browser_support", "tests.production_shape"]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_generation_board():
+    """Every test starts with an empty generation board (hub.generations): the board only
+    grows, and SQLite gives a rolled-back test's brand id to the next test's brand."""
+    from hub import generations
+
+    generations.board().reset()
+
+
 @pytest.fixture
 def brand(db):
     return BrandFactory(slug="acme", name="Acme")

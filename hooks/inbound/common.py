@@ -17,12 +17,14 @@ is :func:`event_accept_view`, the same for every adapter.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import time
 from typing import Any
 
 import orjson
 from django.conf import settings
+from django.core.cache import caches
 from django.core.exceptions import RequestDataTooBig
 from django.db import connection
 from django.db.models.base import ModelState
@@ -31,7 +33,7 @@ from django.utils import timezone
 from rest_framework.views import APIView
 
 from customers.selectors import sql_rows
-from hub import metrics
+from hub import generations, metrics
 from hub.exceptions import (
     ApplicationError,
     MethodNotAllowed,
@@ -168,15 +170,104 @@ def _converters(field) -> tuple:
 _credential_query = _CredentialQuery()
 
 
+class _CredentialCache:
+    """(credential, brand) by key hash without a database round trip.
+
+    An entry is the row as read, tagged with the brand generation it carries,
+    kept in this process and (with the Redis board) in Django's cache for the
+    other processes. It is used only while hub.generations' board shows that
+    same generation: every change to the brand or its keys (issue, revocation,
+    allowlist, deletion, brand settings) and to its customers bumps it before it
+    commits, so a revoked key is refused by the very next call in every process.
+    A hit costs the board read (a memory read, or one Redis GET). The rules of
+    an accepted key stay in hub.selectors.credential_authenticate, applied to
+    the cached row on every call (revocation, brand, integration, networks).
+    """
+
+    LIMIT = 10_000
+    SHARED_TIMEOUT_SECONDS = 3600
+
+    def __init__(self, query: _CredentialQuery) -> None:
+        self.query = query
+        self.entries: dict[str, tuple[int, int, Credential, Brand]] = {}
+
+    def find(self, digest: str) -> tuple[Credential, Brand] | None:
+        board = generations.board()
+        entry = self.entries.get(digest)
+        if entry is None and board.kind == "redis":
+            entry = self._shared_get(digest)
+        if entry is not None and board.read(entry[0]) == entry[1]:
+            return _CredentialQuery.copies((None, entry[2], entry[3]))
+        found = self.query.run(digest)
+        if found is None or board.kind == "off":
+            return found
+        credential, brand = found
+        if board.read(brand.pk) is None:
+            self._fill(board, brand.pk)
+        if len(self.entries) >= self.LIMIT:
+            self.entries.clear()
+        entry = (brand.pk, brand.generation, _clone(credential), _clone(brand))
+        self.entries[digest] = entry
+        if board.kind == "redis":
+            self._shared_set(digest, entry)
+        return found
+
+    def touched(self, credential: Credential) -> None:
+        """The writer records this use: the cached row says so too (one touch a minute, not one a call)."""
+        entry = self.entries.get(credential.secret_hash)
+        if entry is not None and entry[2].pk == credential.pk:
+            entry[2].last_used_at = credential.last_used_at
+
+    def clear(self) -> None:
+        self.entries.clear()
+
+    @staticmethod
+    def _fill(board: generations.Board, brand_id: int) -> None:
+        """The board has no value (new file, Redis restarted): the generation read
+        now, after seeing none (a change in flight publishes its own on commit)."""
+        generation = Brand.objects.filter(pk=brand_id).values_list("generation", flat=True).first()
+        if generation is None:
+            return
+        try:
+            board.publish(brand_id, generation)
+        except Exception:  # noqa: BLE001 - nothing cached is used until a value is published
+            logger.warning("Generation board: could not publish brand %s", brand_id, exc_info=True)
+
+    def _shared_get(self, digest: str) -> tuple | None:
+        try:
+            entry = caches["default"].get(self._shared_key(digest))
+        except Exception:  # noqa: BLE001 - a cache outage costs a query, never the call
+            logger.warning("Credential cache: shared cache read failed", exc_info=True)
+            return None
+        if entry is not None:
+            self.entries[digest] = entry
+        return entry
+
+    def _shared_set(self, digest: str, entry: tuple) -> None:
+        try:
+            caches["default"].set(self._shared_key(digest), entry, self.SHARED_TIMEOUT_SECONDS)
+        except Exception:  # noqa: BLE001
+            logger.warning("Credential cache: shared cache write failed", exc_info=True)
+
+    @staticmethod
+    def _shared_key(digest: str) -> str:
+        # The key's hash hashed again: Redis never holds the value the database looks keys up by.
+        return "hookhub:cred:" + hashlib.sha256(digest.encode()).hexdigest()
+
+
+credential_cache = _CredentialCache(_credential_query)
+
+
 def credential_check(*, brand_slug: str, integration: str, secret: str | None, client_ip: str) -> AuthResult:
-    """hub.selectors.credential_authenticate (the rules of an accepted key),
-    with its one query run as SQL prepared once. A slug with a NUL character
-    (``/hooks/omnidesk/ac%00me/...``) names no brand: 404 without asking a
-    database that cannot compare it (PostgreSQL text refuses NUL)."""
+    """hub.selectors.credential_authenticate (the rules of an accepted key) on
+    the row from the credential cache, or from its one query run as SQL
+    prepared once. A slug with a NUL character (``/hooks/omnidesk/ac%00me/...``)
+    names no brand: 404 without asking a database that cannot compare it
+    (PostgreSQL text refuses NUL)."""
     if "\x00" in brand_slug:
         return AuthResult(404, reason="unknown brand")
     return credential_authenticate(
-        brand_slug=brand_slug, integration=integration, secret=secret, client_ip=client_ip, find=_credential_query.run
+        brand_slug=brand_slug, integration=integration, secret=secret, client_ip=client_ip, find=credential_cache.find
     )
 
 
@@ -248,6 +339,7 @@ class InboundCall:
             touched = credential if credential is not None and credential_needs_touch(credential) else None
             if touched is not None:
                 touched.last_used_at = now
+                credential_cache.touched(touched)
             writer.record(row, credential_id=touched.pk if touched is not None else None, used_at=now)
         except Exception:  # noqa: BLE001 - a log failure never fails the call
             logger.exception("Could not record inbound request")

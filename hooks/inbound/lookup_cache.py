@@ -1,13 +1,14 @@
 """The lookup answer cache: never stale, cheap to check.
 
 Every key starts with ``(brand_id, brand.generation)``. The generation is
-bumped in the same transaction as every change to a brand's customers, their
-addresses, custom fields and activities (customers.services via
-hub.services.brand_touch), and it is read by the very query that checks the
-caller's key (hub.selectors.credential_authenticate, brand joined in). So a
-lookup that follows a committed change always asks for a key no process has
-stored yet: the cache can never answer with data older than the last commit,
-in this process or any other. Old generations are never read again and age
+bumped in the same transaction as every change to a brand, its keys, its
+customers, their addresses, custom fields and activities (hub.services.brand_touch),
+and it comes with the checked key: from the credential cache while the
+generation board shows it unchanged, else from the very query that checks the
+caller's key (hooks.inbound.common, hub.generations). So a lookup that follows
+a committed change always asks for a key no process has stored yet: the cache
+can never answer with data older than the last commit, in this process or any
+other. Old generations are never read again and age
 out of the bounded LRU.
 
 Level 1 is an in-process LRU (``HUB_LOOKUP_CACHE_SIZE`` entries, default

@@ -441,26 +441,8 @@ def test_query_budget_does_not_grow_with_the_timeline(client, key, brand, django
         get(client, key, channelAddressType="email", address="big@example.org")
 
 
-@pytest.mark.parametrize("change", ["revoked", "networks", "brand inactive", "another integration"])
-def test_a_key_or_brand_change_counts_from_the_very_next_call(client, key, brand, maria, change):
-    """The key check keeps the decoded key and brand between calls (PostgreSQL: while the rows'
-    versions are unchanged); any UPDATE of either row, even one that bypasses the models, shows
-    in the next call."""
-    from hub.models import Brand
-
-    for _ in range(2):
-        assert get(client, key, primaryID="2019000000000124").status_code == 200
-    credentials = Credential.objects.filter(brand=brand, integration="omnidesk")
-    if change == "revoked":
-        credentials.update(revoked_at=datetime.now(UTC))
-    elif change == "networks":
-        credentials.update(allowed_networks=["203.0.113.0/24"])
-    elif change == "brand inactive":
-        Brand.objects.filter(pk=brand.pk).update(is_active=False)
-    else:
-        credentials.update(integration="m8com")
-    response = get(client, key, primaryID="2019000000000124")
-    assert response.status_code == (404 if change == "brand inactive" else 403)
+# A key or brand change counting from the very next call, with the key served from the
+# credential cache: tests/hooks/test_credential_cache.py.
 
 
 def test_the_checked_key_and_brand_are_whole_instances(key, brand):
