@@ -115,6 +115,8 @@ def lookup_upstream(
     store missed; None when none matches (or the brand has no sources: no query then
     either, see selectors.sources_for_brand). A cached record's answers are built
     once per process (the memo above), so a repeat costs a cache read."""
+    if not keys:  # nothing the sources could be asked (an extension, the brand's own line)
+        return None
     specs = selectors.sources_for_brand(brand=brand)
     if not specs:
         return None

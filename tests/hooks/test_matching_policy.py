@@ -437,6 +437,8 @@ def test_the_brand_admin_edits_the_policy_with_validation(client, brand):
         "create_activity_urls": "[]",
         "memberships-TOTAL_FORMS": "0",
         "memberships-INITIAL_FORMS": "0",
+        "lookup_budget_ms": "2000",
+        "lookup_priority_window_ms": "200",
         "phone_address_types": ["telephone", "whatsapp"],
         "suffix_match_digits": "9",
         "own_lines": "+31205550100\n+3120555*",
