@@ -29,6 +29,7 @@ from synclog.models import DeliveryAttempt
 from . import crm, selectors
 from .engine import outbox
 from .models import CrmAction, CrmSync, CrmSyncAction, Delivery, DeliveryState, RemoteId
+from .recovery_admin import deliveries_job, recover_since_action
 from .rendering import RenderError, render_request
 
 SYNC_SECRETS = ("auth_password", "api_key")
@@ -99,6 +100,8 @@ class ActionForm(forms.ModelForm):
             "body_format",
             "verify_ssl",
             "timeout_seconds",
+            "rate_limit_per_second",
+            "stop_on_4xx",
         ]
         widgets = {
             "url": forms.TextInput(attrs={"size": 100}),
@@ -242,6 +245,8 @@ class CrmSyncAdmin(DeliveryHealthColumns, BrandScopedHistoryAdmin):
     list_filter = ["enabled", "brand"]
     search_fields = ["name"]
     inlines = [CreateInline, UpdateInline, DeleteInline]
+    actions = ["recover_since"]
+    recover_since = recover_since_action(source_kind="crm_action")
     fieldsets = [
         (None, {"fields": ["brand", "name", "enabled"]}),
         (
@@ -485,7 +490,7 @@ class DeliveryAdmin(BrandScopedAdmin):
     search_fields = ["source_name", "message_id", "=customer_id"]
     date_hierarchy = "created_at"
     inlines = [AttemptInline]
-    actions = ["retry_now"]
+    actions = ["retry_now", "recover", "replay"]
     readonly_fields = ["related", *(f.name for f in Delivery._meta.fields)]
 
     @admin.display(description="related")
@@ -525,6 +530,16 @@ class DeliveryAdmin(BrandScopedAdmin):
         with transaction.atomic():
             count = outbox.deliveries_retry_now(delivery_ids=list(queryset.values_list("pk", flat=True)))
         messages.success(request, f"{count} deliveries will be retried now.")
+
+    @admin.action(description="Recover (re-queue failed ones as a background job)", permissions=["retry"])
+    def recover(self, request, queryset):
+        deliveries_job(request, queryset, replay=False)
+
+    @admin.action(
+        description="Replay (failed or delivered; same message id, marked as a replay)", permissions=["retry"]
+    )
+    def replay(self, request, queryset):
+        deliveries_job(request, queryset, replay=True)
 
 
 @admin.register(RemoteId)

@@ -19,17 +19,13 @@ from django.db import transaction
 
 from synclog import attempts
 
-from .. import registry
+from .. import recovery, registry, traffic
 from ..models import Delivery
 from ..rendering import RenderedRequest, RenderError, render_request
 from ..transport import Outcome, send
 from . import claim, clock, state
 
 logger = logging.getLogger(__name__)
-
-
-def retry_after_max() -> int:
-    return getattr(settings, "HUB_RETRY_AFTER_MAX_SECONDS", 6 * 3600)
 
 
 @dataclass
@@ -100,12 +96,14 @@ def _settle(result: SendResult, moment: datetime) -> None:
         delivery.next_attempt_at = None
         return
     delivery.last_error = attempts.masked(outcome.error or f"HTTP {outcome.status}", config=result.config)[:2000]
+    permanent = traffic.outcome_verdict(outcome=outcome, config=result.config) == traffic.PERMANENT
+    if permanent:
+        delivery.last_error = f"Not retried (stop retrying on 4xx is on): {delivery.last_error}"[:2000]
     if outcome.retry_after is not None:
-        delay = min(max(outcome.retry_after, 1.0), float(retry_after_max()))
-        next_at = moment + timedelta(seconds=delay)
+        next_at = moment + timedelta(seconds=traffic.retry_after_delay(outcome.retry_after))
     else:
         next_at = next_on_schedule(delivery, moment)
-    if next_at > delivery.deadline:
+    if permanent or next_at > delivery.deadline:
         delivery.state = state.FAILED
         delivery.finished_at = moment
         delivery.next_attempt_at = None
@@ -146,7 +144,7 @@ def deliveries_record(*, results: list[SendResult]) -> list[Delivery]:
                     method=rendered.method if rendered else getattr(result.config, "method", ""),
                     url=rendered.url if rendered else "",
                     body=rendered.body if rendered else "",
-                    note=_note_on_delivered(result),
+                    note=recovery.attempt_note(delivery=delivery, note=_note_on_delivered(result)),
                 )
             )
         attempts.attempts_save(attempts=rows)

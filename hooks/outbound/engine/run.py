@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from .. import registry
+from .. import registry, traffic
 from ..models import Delivery
 from . import attempt, claim, clock, outbox, stopping
 
@@ -59,6 +59,7 @@ def _batch_send(batch: list[Delivery], stop_at: float) -> tuple[list[Delivery], 
     results: list[attempt.SendResult] = []
     finished: list[Delivery] = []
     flushed_at = time.monotonic()
+    gate = traffic.gate()  # destinations paused by a Retry-After: one query per batch
     for index, delivery in enumerate(batch):
         config = registry.resolve(delivery.source_kind, delivery.source_id)
         needed = claim.lease_needed(config)
@@ -75,7 +76,12 @@ def _batch_send(batch: list[Delivery], stop_at: float) -> tuple[list[Delivery], 
             claim.deliveries_release(deliveries=rest)
             outbox.deliveries_enqueue(ids=[d.pk for d in rest], force=True)
             return finished, True
+        not_before = traffic.admit(delivery=delivery, config=config, gate=gate)
+        if not_before is not None:  # over its rate limit or paused: back to pending, not attempted
+            traffic.delivery_defer(delivery=delivery, until=not_before)
+            continue
         results.append(attempt.delivery_send(delivery=delivery))
+        traffic.observe(delivery=delivery, outcome=results[-1].outcome, gate=gate)
         if time.monotonic() - flushed_at > FLUSH_SECONDS:
             finished += attempt.deliveries_record(results=results)
             results, flushed_at = [], time.monotonic()

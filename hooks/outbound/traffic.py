@@ -1,0 +1,144 @@
+"""Traffic to one destination (a CRM sync action or a dispatcher rule): the
+shared rate limit, the slow-down a 429/503 Retry-After asks for, and which
+answers are worth retrying.
+
+* **Rate limit** (``rate_limit_per_second`` on the destination): one
+  :class:`~hooks.outbound.models.DestinationThrottle` row per destination holds
+  the earliest time its next request may start. A worker takes a slot under a
+  row lock (``select_for_update``) and moves the time on by 1/rate, so every
+  worker of every cluster shares one spacing. A slot at most
+  :data:`MAX_WAIT_SECONDS` away is waited for in the worker; a later one is not
+  taken: the delivery goes back to pending, due at that time, with its attempt
+  not counted, and (being still open) keeps blocking later deliveries of the
+  same customer, so the order holds.
+* **Retry-After** on a 429 or 503 pauses the destination for everybody until
+  then (capped by HUB_RETRY_AFTER_MAX_SECONDS): :func:`gate` reads the paused
+  destinations once per claimed batch (one query on a table with a row per
+  limited or paused destination), so a destination without a limit costs
+  nothing per delivery.
+* **Which answers are retried** (:func:`outcome_verdict`): DNS failures,
+  connection errors, TLS failures and timeouts, 5xx, and 408/409/425/429 are
+  retried; any other 4xx is retried too unless the destination has
+  ``stop_on_4xx``: then it fails the delivery at once with the reason.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+
+from .engine import clock, state
+from .models import Delivery, DestinationThrottle
+
+MAX_WAIT_SECONDS = 1.0  # a worker waits in place for a slot this close; a later one sends the delivery back
+RETRIED_4XX = frozenset({408, 409, 425, 429})
+
+DELIVERED, RETRY, PERMANENT = "delivered", "retry", "permanent"
+
+
+def outcome_verdict(*, outcome: Any, config: Any) -> str:
+    """The one classification of an attempt's outcome: ``delivered`` (2xx/3xx),
+    ``permanent`` (a 4xx other than 408/409/425/429 on a destination with
+    "Stop retrying on 4xx") or ``retry`` (everything else: DNS, connection,
+    TLS, timeouts, 5xx, 408/409/425/429, other 4xx by default)."""
+    if outcome.succeeded:
+        return DELIVERED
+    status = outcome.status
+    if (
+        status is not None
+        and 400 <= status < 500
+        and status not in RETRIED_4XX
+        and getattr(config, "stop_on_4xx", False)
+    ):
+        return PERMANENT
+    return RETRY
+
+
+def retry_after_max() -> int:
+    return getattr(settings, "HUB_RETRY_AFTER_MAX_SECONDS", 6 * 3600)
+
+
+def retry_after_delay(seconds: float) -> float:
+    """A receiver's Retry-After, at least 1 s and at most HUB_RETRY_AFTER_MAX_SECONDS."""
+    return min(max(seconds, 1.0), float(retry_after_max()))
+
+
+@dataclass
+class Gate:
+    """The paused destinations as one worker saw them for its batch."""
+
+    paused: dict[tuple[str, int], datetime] = field(default_factory=dict)
+
+
+def gate() -> Gate:
+    """One query per claimed batch: the destinations paused by a Retry-After."""
+    rows = DestinationThrottle.objects.filter(paused_until__gt=clock.now()).values_list(
+        "source_kind", "source_id", "paused_until"
+    )
+    return Gate(paused={(kind, pk): until for kind, pk, until in rows})
+
+
+def _throttle(key: tuple[str, int], moment: datetime) -> None:
+    DestinationThrottle.objects.get_or_create(
+        source_kind=key[0], source_id=key[1], defaults={"next_allowed_at": moment}
+    )
+
+
+def admit(*, delivery: Delivery, config: Any, gate: Gate) -> datetime | None:
+    """May ``delivery`` be sent now? None: yes (after waiting for its slot, at
+    most MAX_WAIT_SECONDS). Otherwise the time it may go, and it is not sent."""
+    key = (delivery.source_kind, delivery.source_id)
+    moment = clock.now()
+    paused = gate.paused.get(key)
+    if paused is not None and paused > moment:
+        return paused
+    rate = getattr(config, "rate_limit_per_second", None)
+    if not rate:
+        return None
+    _throttle(key, moment)
+    with transaction.atomic():
+        row = DestinationThrottle.objects.select_for_update().get(source_kind=key[0], source_id=key[1])
+        if row.paused_until is not None and row.paused_until > moment:
+            gate.paused[key] = row.paused_until
+            return row.paused_until
+        slot = max(row.next_allowed_at, moment)
+        if (slot - moment).total_seconds() > MAX_WAIT_SECONDS:
+            return slot
+        row.next_allowed_at = slot + timedelta(seconds=1 / float(rate))
+        row.save(update_fields=["next_allowed_at"])
+    wait = (slot - moment).total_seconds()
+    if wait > 0:
+        time.sleep(wait)
+    return None
+
+
+def observe(*, delivery: Delivery, outcome: Any, gate: Gate) -> None:
+    """After an attempt: a 429/503 with Retry-After pauses the destination for every worker."""
+    if outcome is None or outcome.retry_after is None:
+        return
+    key = (delivery.source_kind, delivery.source_id)
+    moment = clock.now()
+    until = moment + timedelta(seconds=retry_after_delay(outcome.retry_after))
+    _throttle(key, moment)
+    DestinationThrottle.objects.filter(source_kind=key[0], source_id=key[1]).filter(
+        Q(paused_until__isnull=True) | Q(paused_until__lt=until)
+    ).update(paused_until=until)
+    gate.paused[key] = max(until, gate.paused.get(key, until))
+
+
+def delivery_defer(*, delivery: Delivery, until: datetime) -> None:
+    """Give a claimed delivery back unsent, due at ``until``; its attempt is not counted."""
+    state.deliveries_transition(
+        ids=[delivery.pk],
+        source=[state.IN_FLIGHT],
+        target=state.PENDING,
+        attempts=F("attempts") - 1,
+        lease_expires_at=None,
+        next_attempt_at=until,
+    )
