@@ -4,9 +4,9 @@ answers are worth retrying.
 
 * **Rate limit** (``rate_limit_per_second`` on the destination): one
   :class:`~hooks.outbound.models.DestinationThrottle` row per destination holds
-  the earliest time its next request may start. A worker takes a slot under a
-  row lock (``select_for_update``) and moves the time on by 1/rate, so every
-  worker of every cluster shares one spacing. A slot at most
+  the earliest time its next request may start. A worker takes a slot with a
+  compare-and-set UPDATE that moves the time on by 1/rate, so every worker of
+  every cluster shares one spacing. A slot at most
   :data:`MAX_WAIT_SECONDS` away is waited for in the worker; a later one is not
   taken: the delivery goes back to pending, due at that time, with its attempt
   not counted, and (being still open) keeps blocking later deliveries of the
@@ -30,12 +30,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import F, Q
 
 from .engine import clock, state
 from .models import Delivery, DestinationThrottle
 
+CAS_TRIES = 20
 MAX_WAIT_SECONDS = 1.0  # a worker waits in place for a slot this close; a later one sends the delivery back
 RETRIED_4XX = frozenset({408, 409, 425, 429})
 
@@ -90,6 +90,17 @@ def _throttle(key: tuple[str, int], moment: datetime) -> None:
     )
 
 
+def _read(key: tuple[str, int], moment: datetime) -> tuple[datetime, datetime | None]:
+    row = DestinationThrottle.objects.filter(source_kind=key[0], source_id=key[1]).values_list(
+        "next_allowed_at", "paused_until"
+    )
+    found = list(row)
+    if not found:
+        _throttle(key, moment)
+        found = list(row.all())
+    return found[0]
+
+
 def admit(*, delivery: Delivery, config: Any, gate: Gate) -> datetime | None:
     """May ``delivery`` be sent now? None: yes (after waiting for its slot, at
     most MAX_WAIT_SECONDS). Otherwise the time it may go, and it is not sent."""
@@ -101,18 +112,24 @@ def admit(*, delivery: Delivery, config: Any, gate: Gate) -> datetime | None:
     rate = getattr(config, "rate_limit_per_second", None)
     if not rate:
         return None
-    _throttle(key, moment)
-    with transaction.atomic():
-        row = DestinationThrottle.objects.select_for_update().get(source_kind=key[0], source_id=key[1])
-        if row.paused_until is not None and row.paused_until > moment:
-            gate.paused[key] = row.paused_until
-            return row.paused_until
-        slot = max(row.next_allowed_at, moment)
+    for _ in range(CAS_TRIES):
+        taken, paused = _read(key, moment)
+        if paused is not None and paused > moment:
+            gate.paused[key] = paused
+            return paused
+        slot = max(taken, moment)
         if (slot - moment).total_seconds() > MAX_WAIT_SECONDS:
             return slot
-        row.next_allowed_at = slot + timedelta(seconds=1 / float(rate))
-        row.save(update_fields=["next_allowed_at"])
-    wait = (slot - moment).total_seconds()
+        # Compare-and-set: only one worker moves the time on from what it read
+        # (no row lock held, and the same on SQLite, whose SELECT FOR UPDATE is a no-op).
+        if DestinationThrottle.objects.filter(source_kind=key[0], source_id=key[1], next_allowed_at=taken).update(
+            next_allowed_at=slot + timedelta(seconds=1 / float(rate))
+        ):
+            break
+        moment = clock.now()
+    else:
+        return moment + timedelta(seconds=1 / float(rate))  # very busy: try again a slot later
+    wait = (slot - clock.now()).total_seconds()
     if wait > 0:
         time.sleep(wait)
     return None
