@@ -57,6 +57,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--database", default="hookhub_bench_delivery")
     parser.add_argument("--pg", default=os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432"))
     parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument(
+        "--rate-limit",
+        type=float,
+        default=0.0,
+        help="requests per second set on the benchmark's action (0: none); set it high to measure the limiter's cost",
+    )
     parser.add_argument("--timeout", type=float, default=600.0, help="upper bound for each phase, seconds")
     return parser.parse_args()
 
@@ -191,6 +197,7 @@ def main() -> None:
             url=f"http://127.0.0.1:{port}/people/{{{{ customer_id }}}}",
             body=body_template,
             timeout_seconds=10,
+            rate_limit_per_second=args.rate_limit or None,
         )
         person = {
             "first_name": "Maria",
@@ -216,7 +223,11 @@ def main() -> None:
                 order_key=crm.crm_order_key(sync.pk, i),
             )
 
-        results: dict = {"deliveries": args.deliveries, "workers": args.workers}
+        results: dict = {
+            "deliveries": args.deliveries,
+            "workers": args.workers,
+            "rate_limit_per_second": args.rate_limit or None,
+        }
         print(f"== baseline: requests.Session loop, {args.workers} threads, {args.deliveries} PUTs", flush=True)
         results["baseline_rps"] = baseline(port, args.deliveries, args.workers, sample_body)
         print(f"   {results['baseline_rps']:.0f} req/s", flush=True)

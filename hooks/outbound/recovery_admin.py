@@ -26,7 +26,7 @@ class RecoveryJobAdmin(BrandScopedAdmin):
     list_display = ["created_at", "brand", "description", "replay", "progress", "requeued", "created_by"]
     list_filter = ["brand", "replay"]
     fields = ["brand", "description", "replay", "progress", "total", "done", "requeued", "created_by"]
-    readonly_fields = fields
+    readonly_fields = ["brand", "description", "replay", "progress", "total", "done", "requeued", "created_by"]
 
     @admin.display(description="progress")
     def progress(self, obj):

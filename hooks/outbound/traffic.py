@@ -81,7 +81,7 @@ def gate() -> Gate:
     rows = DestinationThrottle.objects.filter(paused_until__gt=clock.now()).values_list(
         "source_kind", "source_id", "paused_until"
     )
-    return Gate(paused={(kind, pk): until for kind, pk, until in rows})
+    return Gate(paused={(kind, pk): until for kind, pk, until in rows if until is not None})
 
 
 def _throttle(key: tuple[str, int], moment: datetime) -> None:

@@ -85,6 +85,7 @@ def _batch_send(batch: list[Delivery], stop_at: float) -> tuple[list[Delivery], 
         if time.monotonic() - flushed_at > FLUSH_SECONDS:
             finished += attempt.deliveries_record(results=results)
             results, flushed_at = [], time.monotonic()
+            gate = traffic.gate()  # pauses other workers set meanwhile
     finished += attempt.deliveries_record(results=results)
     return finished, False
 
