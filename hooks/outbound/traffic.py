@@ -4,9 +4,10 @@ answers are worth retrying.
 
 * **Rate limit** (``rate_limit_per_second`` on the destination): one
   :class:`~hooks.outbound.models.DestinationThrottle` row per destination holds
-  the earliest time its next request may start. A worker takes a slot with a
-  compare-and-set UPDATE that moves the time on by 1/rate, so every worker of
-  every cluster shares one spacing. A slot at most
+  the earliest time its next request may start. A worker takes slots with a
+  compare-and-set UPDATE that moves the time on by 1/rate per slot (for the
+  deliveries of its batch to that destination, at most a second's worth at
+  once), so every worker of every cluster shares one spacing. A slot at most
   :data:`MAX_WAIT_SECONDS` away is waited for in the worker; a later one is not
   taken: the delivery goes back to pending, due at that time, with its attempt
   not counted, and (being still open) keeps blocking later deliveries of the
@@ -30,9 +31,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import F, Q
 
 from .engine import clock, state
+from .engine.claim import relaxed_commit
 from .models import Delivery, DestinationThrottle
 
 CAS_TRIES = 20
@@ -74,6 +77,8 @@ class Gate:
     """The paused destinations as one worker saw them for its batch."""
 
     paused: dict[tuple[str, int], datetime] = field(default_factory=dict)
+    # Slots this worker reserved for its batch (one compare-and-set per batch and destination).
+    slots: dict[tuple[str, int], list[datetime]] = field(default_factory=dict)
 
 
 def gate() -> Gate:
@@ -101,9 +106,11 @@ def _read(key: tuple[str, int], moment: datetime) -> tuple[datetime, datetime | 
     return found[0]
 
 
-def admit(*, delivery: Delivery, config: Any, gate: Gate) -> datetime | None:
+def admit(*, delivery: Delivery, config: Any, gate: Gate, rest: list[Delivery] | None = None) -> datetime | None:
     """May ``delivery`` be sent now? None: yes (after waiting for its slot, at
-    most MAX_WAIT_SECONDS). Otherwise the time it may go, and it is not sent."""
+    most about MAX_WAIT_SECONDS). Otherwise the time it may go, and it is not
+    sent. ``rest`` (the batch from this delivery on) lets one reservation cover
+    the batch's other deliveries to the same destination."""
     key = (delivery.source_kind, delivery.source_id)
     moment = clock.now()
     paused = gate.paused.get(key)
@@ -112,6 +119,26 @@ def admit(*, delivery: Delivery, config: Any, gate: Gate) -> datetime | None:
     rate = getattr(config, "rate_limit_per_second", None)
     if not rate:
         return None
+    slots = gate.slots.get(key) or []
+    late = moment - timedelta(seconds=1 / float(rate))
+    while slots and slots[0] < late:
+        slots.pop(0)  # a slot missed (a slow request before it) is dropped, never used in a burst
+    if not slots:
+        wanted = sum(1 for d in rest or [delivery] if (d.source_kind, d.source_id) == key)
+        reserved = _reserve(key, float(rate), max(1, min(wanted, int(float(rate) * MAX_WAIT_SECONDS))), gate)
+        if isinstance(reserved, datetime):
+            return reserved
+        slots = gate.slots[key] = reserved
+    wait = (slots.pop(0) - clock.now()).total_seconds()
+    if wait > 0:
+        time.sleep(wait)
+    return None
+
+
+def _reserve(key: tuple[str, int], rate: float, count: int, gate: Gate) -> list[datetime] | datetime:
+    """Take ``count`` consecutive slots of the destination, or say when to come back."""
+    interval = timedelta(seconds=1 / rate)
+    moment = clock.now()
     for _ in range(CAS_TRIES):
         taken, paused = _read(key, moment)
         if paused is not None and paused > moment:
@@ -121,18 +148,17 @@ def admit(*, delivery: Delivery, config: Any, gate: Gate) -> datetime | None:
         if (slot - moment).total_seconds() > MAX_WAIT_SECONDS:
             return slot
         # Compare-and-set: only one worker moves the time on from what it read
-        # (no row lock held, and the same on SQLite, whose SELECT FOR UPDATE is a no-op).
-        if DestinationThrottle.objects.filter(source_kind=key[0], source_id=key[1], next_allowed_at=taken).update(
-            next_allowed_at=slot + timedelta(seconds=1 / float(rate))
-        ):
-            break
+        # (no row lock held, and the same on SQLite, whose SELECT FOR UPDATE is a
+        # no-op). A crash losing it only lets a few requests through early.
+        with transaction.atomic():
+            relaxed_commit()
+            moved = DestinationThrottle.objects.filter(
+                source_kind=key[0], source_id=key[1], next_allowed_at=taken
+            ).update(next_allowed_at=slot + interval * count)
+        if moved:
+            return [slot + interval * n for n in range(count)]
         moment = clock.now()
-    else:
-        return moment + timedelta(seconds=1 / float(rate))  # very busy: try again a slot later
-    wait = (slot - clock.now()).total_seconds()
-    if wait > 0:
-        time.sleep(wait)
-    return None
+    return moment + interval  # very busy: try again a slot later
 
 
 def observe(*, delivery: Delivery, outcome: Any, gate: Gate) -> None:
