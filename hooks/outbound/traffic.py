@@ -39,7 +39,10 @@ from .engine.claim import relaxed_commit
 from .models import Delivery, DestinationThrottle
 
 CAS_TRIES = 20
-MAX_WAIT_SECONDS = 1.0  # a worker waits in place for a slot this close; a later one sends the delivery back
+MAX_WAIT_SECONDS = 1.0
+# A reserved slot is used up to this late (any 1 s window then sees at most 5 % more than the
+# limit; over time never more); a later one is dropped: other workers hold the slots after it.
+LATE_SECONDS = 0.05  # a worker waits in place for a slot this close; a later one sends the delivery back
 RETRIED_4XX = frozenset({408, 409, 425, 429})
 
 DELIVERED, RETRY, PERMANENT = "delivered", "retry", "permanent"
@@ -120,9 +123,9 @@ def admit(*, delivery: Delivery, config: Any, gate: Gate, rest: list[Delivery] |
     if not rate:
         return None
     slots = gate.slots.get(key) or []
-    late = moment - timedelta(seconds=1 / float(rate))
+    late = moment - timedelta(seconds=LATE_SECONDS)
     while slots and slots[0] < late:
-        slots.pop(0)  # a slot missed (a slow request before it) is dropped, never used in a burst
+        slots.pop(0)  # a slot missed (slow requests before it) is dropped, never used in a burst
     if not slots:
         wanted = sum(1 for d in rest or [delivery] if (d.source_kind, d.source_id) == key)
         reserved = _reserve(key, float(rate), max(1, min(wanted, int(float(rate) * MAX_WAIT_SECONDS))), gate)
