@@ -72,6 +72,9 @@ def make_objects(brand, prefix: str) -> None:
     factories.delivery(brand, source=rule, event_type="conversation.abandoned")
     factories.inbound_event(brand, summary=f"{brand.name} abandoned call", contact_number="+31612345678")
     factories.inbound_request(brand, note=f"{brand.slug} lookup")
+    from hooks.outbound.models import RecoveryJob
+
+    RecoveryJob.objects.create(brand=brand, description=f"{brand.name} recovery", created_by="command")
 
 
 @pytest.fixture
