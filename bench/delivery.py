@@ -98,6 +98,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--pg", default=os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432"))
     parser.add_argument("--keep-db", action="store_true")
     parser.add_argument("--timeout", type=float, default=600.0, help="upper bound for each phase, seconds")
+    parser.add_argument(
+        "--rate-limit",
+        type=float,
+        default=0.0,
+        help="requests per second set on the benchmark's action (0: none); set it high to measure the limiter's cost",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)  # broker:port, run by the parent
     return parser.parse_args()
 
@@ -367,7 +373,11 @@ def child(args: argparse.Namespace) -> None:
         print(text, file=sys.stderr, flush=True)
 
     brand = Brand.objects.create(slug=f"bench-{broker}", name=f"Bench {broker}")
-    faultkit.crm_sync_to(brand=brand, receiver_url=f"http://127.0.0.1:{port}", timeout_seconds=10, body=BODY_TEMPLATE)
+    sync = faultkit.crm_sync_to(
+        brand=brand, receiver_url=f"http://127.0.0.1:{port}", timeout_seconds=10, body=BODY_TEMPLATE
+    )
+    if args.rate_limit:  # configured, high enough never to trip: the limiter's own cost
+        sync.actions.update(rate_limit_per_second=args.rate_limit)
     numbers = iter(range(1, 10**9))
 
     def write(count: int) -> list[int]:

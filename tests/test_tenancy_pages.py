@@ -78,6 +78,9 @@ def make_objects(brand, prefix: str) -> None:
     factories.source_call(source)
     factories.kept_customer(source, customer)
     health.operational_webhook_set(brand_id=brand.pk, url=f"https://{brand.slug}.example.com/ops")
+    from hooks.outbound.models import RecoveryJob
+
+    RecoveryJob.objects.create(brand=brand, description=f"{brand.name} recovery", created_by="command")
 
 
 @pytest.fixture

@@ -41,6 +41,7 @@ from .models import (
     OperationalWebhook,
     RemoteId,
 )
+from .recovery_admin import deliveries_job, recover_since_action
 from .rendering import RenderError, render_request
 
 SYNC_SECRETS = ("auth_password", "api_key")
@@ -130,6 +131,8 @@ class ActionForm(WriteOnlySecretsForm):
             "verify_ssl",
             "timeout_seconds",
             *TAB_AUTH_FORM_FIELDS,
+            "rate_limit_per_second",
+            "stop_on_4xx",
         ]
         widgets = {
             "url": forms.TextInput(attrs={"size": 100}),
@@ -330,9 +333,10 @@ class CrmSyncAdmin(DeliveryHealthColumns, BrandScopedHistoryAdmin):
         "updated_at",
     ]
     list_filter = ["enabled", "brand"]
-    actions = ["reenable"]
+    actions = ["reenable", "recover_since"]
     search_fields = ["name"]
     inlines = [CreateInline, UpdateInline, DeleteInline]
+    recover_since = recover_since_action(source_kind="crm_action")
     fieldsets = [
         (None, {"fields": ["brand", "name", "enabled"]}),
         (
@@ -586,7 +590,7 @@ class DeliveryAdmin(BrandScopedAdmin):
     search_fields = ["source_name", "message_id", "=customer_id"]
     date_hierarchy = "created_at"
     inlines = [AttemptInline]
-    actions = ["retry_now"]
+    actions = ["retry_now", "recover", "replay"]
     readonly_fields = ["related", *(f.name for f in Delivery._meta.fields)]
 
     @admin.display(description="related")
@@ -626,6 +630,16 @@ class DeliveryAdmin(BrandScopedAdmin):
         with transaction.atomic():
             count = outbox.deliveries_retry_now(delivery_ids=list(queryset.values_list("pk", flat=True)))
         messages.success(request, f"{count} deliveries will be retried now.")
+
+    @admin.action(description="Recover (re-queue failed ones as a background job)", permissions=["retry"])
+    def recover(self, request, queryset):
+        deliveries_job(request, queryset, replay=False)
+
+    @admin.action(
+        description="Replay (failed or delivered; same message id, marked as a replay)", permissions=["retry"]
+    )
+    def replay(self, request, queryset):
+        deliveries_job(request, queryset, replay=True)
 
 
 @admin.register(RemoteId)

@@ -8,6 +8,7 @@ state machine, and one ``synclog.DeliveryAttempt`` per try.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -130,6 +131,25 @@ class WebhookRequestConfig(models.Model):
         default=10,
         validators=[MinValueValidator(TIMEOUT_MIN), MaxValueValidator(TIMEOUT_MAX)],
         help_text=f"How long to wait for the receiver, {TIMEOUT_MIN} to {TIMEOUT_MAX} seconds.",
+    )
+
+    # Traffic (hooks.outbound.engine.traffic): a shared rate limit and which answers are final.
+    rate_limit_per_second = models.DecimalField(
+        "rate limit (requests per second)",
+        max_digits=7,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0.01"))],
+        help_text="Optional. At most this many requests per second go to this destination, counted across all "
+        "workers and clusters. Take it from the CRM's documented API limits (e.g. 10 for an API that allows "
+        "600 calls a minute). Empty: no limit.",
+    )
+    stop_on_4xx = models.BooleanField(
+        "stop retrying on 4xx other than 408/409/425/429",
+        default=False,
+        help_text="When on, an answer 400-499 other than 408, 409, 425 and 429 fails the delivery at once with "
+        "the reason (a request that will never pass). When off, every failure is retried for the retry window.",
     )
 
     # Where a secret typed into the URL belongs instead (the save-time refusal says so).
@@ -436,6 +456,12 @@ class Delivery(models.Model):
     finished_at = models.DateTimeField(
         "finished", null=True, blank=True, help_text="When it was delivered, given up or made obsolete."
     )
+    replayed_at = models.DateTimeField(
+        "replayed",
+        null=True,
+        blank=True,
+        help_text="When an admin last replayed it (same message id); its attempts after that are noted as replays.",
+    )
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -575,3 +601,58 @@ class OperationalWebhook(models.Model):
 
     def __str__(self) -> str:
         return self.url
+
+
+class DestinationThrottle(models.Model):
+    """The shared counter of one destination (a sync action or a rule), used by
+    hooks.outbound.engine.traffic: the earliest time its next request may start. A rate
+    limit moves it on by 1/rate per request; a 429/503 Retry-After pushes it out
+    for every worker. Rows exist only for destinations that have a limit or were
+    told to slow down."""
+
+    source_kind = models.CharField("source kind", max_length=30, help_text="crm_action or rule.")
+    source_id = models.BigIntegerField("source id", help_text="The sync action's or rule's id.")
+    next_allowed_at = models.DateTimeField(
+        "next request at", help_text="No request to this destination starts before this time."
+    )
+    paused_until = models.DateTimeField(
+        "paused until",
+        null=True,
+        blank=True,
+        help_text="Set by a 429/503 answer with Retry-After: nothing is sent before it.",
+    )
+
+    class Meta:
+        ordering = ["source_kind", "source_id"]
+        verbose_name = "destination throttle"
+        constraints = [models.UniqueConstraint(fields=["source_kind", "source_id"], name="throttle_unique_destination")]
+
+    def __str__(self) -> str:
+        return f"{self.source_kind}:{self.source_id}"
+
+
+class RecoveryJob(models.Model):
+    """One "Recover since" / replay run (hooks.outbound.recovery): which deliveries
+    it re-queues, and how far it got (shown in the admin)."""
+
+    brand = models.ForeignKey(
+        "hub.Brand", on_delete=models.CASCADE, related_name="+", verbose_name="brand", help_text="Whose deliveries."
+    )
+    description = models.CharField("what", max_length=300, help_text="e.g. failed since 2026-11-30 10:00, sync CRM.")
+    replay = models.BooleanField("replay", default=False, help_text="Replays delivered deliveries too.")
+    delivery_ids = models.JSONField("deliveries", default=list, help_text="The ids it re-queues, oldest first.")
+    total = models.PositiveIntegerField("total", default=0, help_text="How many deliveries matched.")
+    done = models.PositiveIntegerField("done", default=0, help_text="How many were handled so far.")
+    requeued = models.PositiveIntegerField(
+        "re-queued", default=0, help_text="How many went back to pending (others had changed state meanwhile)."
+    )
+    created_by = models.CharField("started by", max_length=150, blank=True, help_text="The admin or 'command'.")
+    created_at = models.DateTimeField("started", auto_now_add=True, help_text="When the job was started.")
+    finished_at = models.DateTimeField("finished", null=True, blank=True, help_text="When the last one was handled.")
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = "recovery job"
+
+    def __str__(self) -> str:
+        return f"{self.description} ({self.done}/{self.total})"

@@ -24,3 +24,10 @@ def sweep() -> int:
         if stopping.requested():
             return 0
         return run.deliveries_sweep()
+
+
+def recover(job_id: int) -> int:
+    """A "Recover since" / replay job (hooks.outbound.recovery); returns how many deliveries were re-queued."""
+    from .recovery import recovery_job_run
+
+    return recovery_job_run(job_id=job_id).requeued

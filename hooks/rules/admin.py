@@ -20,6 +20,7 @@ from hooks.inbound.selectors import inbound_event_get, inbound_events_for_brand
 from hooks.outbound.admin import DeliveryHealthColumns, destinations_reenable, health_last_html, health_rate_html
 from hooks.outbound.engine.health import health_by_source
 from hooks.outbound.models import SECRET_FIELDS
+from hooks.outbound.recovery_admin import recover_since_action
 from hooks.outbound.selectors import source_health
 from hub import redaction, scoping
 from hub.events import EVENT_TYPES
@@ -96,6 +97,8 @@ class EventRuleForm(forms.ModelForm):
             "signing_secret",
             "verify_ssl",
             "timeout_seconds",
+            "rate_limit_per_second",
+            "stop_on_4xx",
         ]
         widgets = {
             name: forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
@@ -150,7 +153,8 @@ class EventRuleAdmin(DeliveryHealthColumns, BrandScopedHistoryAdmin):
     # old rule's URL one character at a time, though the page shows it masked.
     search_fields = ["name", "description"]
     list_select_related = ["brand"]
-    actions = ["enable", "disable", "reenable"]
+    actions = ["enable", "disable", "reenable", "recover_since"]
+    recover_since = recover_since_action(source_kind="rule")
     change_form_template = "admin/rules/eventrule/change_form.html"
     change_list_template = "admin/rules/eventrule/change_list.html"
     fieldsets = [
@@ -173,6 +177,13 @@ class EventRuleAdmin(DeliveryHealthColumns, BrandScopedHistoryAdmin):
         ),
         ("Authentication", {"fields": ["auth_type", "auth_username", "auth_password", "api_key_header", "api_key"]}),
         ("Signing and SSL", {"fields": ["signing_secret", "verify_ssl", "timeout_seconds"]}),
+        (
+            "Rate limit and retries",
+            {
+                "fields": ["rate_limit_per_second", "stop_on_4xx"],
+                "description": "See docs/outbound-webhooks.md, Rate limits and retries.",
+            },
+        ),
     ]
 
     @staticmethod

@@ -24,13 +24,9 @@ from .. import registry
 from ..models import Delivery
 from ..rendering import RenderedRequest, RenderError, render_request
 from ..transport import Outcome, send
-from . import claim, clock, health, state
+from . import claim, clock, health, state, traffic
 
 logger = logging.getLogger(__name__)
-
-
-def retry_after_max() -> int:
-    return getattr(settings, "HUB_RETRY_AFTER_MAX_SECONDS", 6 * 3600)
 
 
 @dataclass
@@ -101,12 +97,14 @@ def _settle(result: SendResult, moment: datetime) -> None:
         delivery.next_attempt_at = None
         return
     delivery.last_error = attempts.masked(outcome.error or f"HTTP {outcome.status}", config=result.config)[:2000]
+    permanent = traffic.outcome_verdict(outcome=outcome, config=result.config) == traffic.PERMANENT
+    if permanent:
+        delivery.last_error = f"Not retried (stop retrying on 4xx is on): {delivery.last_error}"[:2000]
     if outcome.retry_after is not None:
-        delay = min(max(outcome.retry_after, 1.0), float(retry_after_max()))
-        next_at = moment + timedelta(seconds=delay)
+        next_at = moment + timedelta(seconds=traffic.retry_after_delay(outcome.retry_after))
     else:
         next_at = next_on_schedule(delivery, moment)
-    if next_at > delivery.deadline:
+    if permanent or next_at > delivery.deadline:
         delivery.state = state.FAILED
         delivery.finished_at = moment
         delivery.next_attempt_at = None
@@ -147,7 +145,7 @@ def deliveries_record(*, results: list[SendResult]) -> list[Delivery]:
                     method=rendered.method if rendered else getattr(result.config, "method", ""),
                     url=rendered.url if rendered else "",
                     body=rendered.body if rendered else "",
-                    note=_note_on_delivered(result),
+                    note=attempt_note(delivery=delivery, note=_note_on_delivered(result)),
                 )
             )
         attempts.attempts_save(attempts=rows)
@@ -189,3 +187,10 @@ def delivery_attempt(*, delivery: Delivery) -> Delivery:
     """Send a claimed delivery once and record the attempt. Never raises for HTTP failures."""
     deliveries_record(results=[delivery_send(delivery=delivery)])
     return delivery
+
+
+def attempt_note(*, delivery: Delivery, note: str) -> str:
+    """The note of an attempt row: "Replay" on every attempt of a replayed delivery (auditors see it in the Logs)."""
+    if delivery.replayed_at is None:
+        return note
+    return f"Replay · {note}" if note else "Replay"

@@ -13,7 +13,7 @@ import time
 
 from .. import registry
 from ..models import Delivery
-from . import attempt, claim, clock, health, outbox, stopping
+from . import attempt, claim, clock, health, outbox, stopping, traffic
 
 RUN_BUDGET_SECONDS = 45  # below Q_CLUSTER["timeout"] (90 s) minus one 30 s request (see checks.py)
 SWEEP_GRACE_SECONDS = 60  # a first attempt is the on_commit task's job for this long
@@ -61,6 +61,7 @@ def _batch_send(batch: list[Delivery], stop_at: float) -> tuple[list[Delivery], 
     held: list[Delivery] = []  # the circuit breaker tripped for their destination in this batch
     tripped: set[tuple[str, int]] = set()
     flushed_at = time.monotonic()
+    gate = traffic.gate()  # destinations paused by a Retry-After: one query per batch
     for index, delivery in enumerate(batch):
         if (delivery.source_kind, delivery.source_id) in tripped:
             held.append(delivery)
@@ -80,12 +81,18 @@ def _batch_send(batch: list[Delivery], stop_at: float) -> tuple[list[Delivery], 
             claim.deliveries_release(deliveries=rest)
             outbox.deliveries_enqueue(ids=[d.pk for d in rest], force=True)
             return finished, True
+        not_before = traffic.admit(delivery=delivery, config=config, gate=gate, rest=batch[index:])
+        if not_before is not None:  # over its rate limit or paused: back to pending, not attempted
+            traffic.delivery_defer(delivery=delivery, until=not_before)
+            continue
         results.append(attempt.delivery_send(delivery=delivery))
         if health.breaker_trips(results[-1]):
             tripped.add((delivery.source_kind, delivery.source_id))
+        traffic.observe(delivery=delivery, outcome=results[-1].outcome, gate=gate)
         if time.monotonic() - flushed_at > FLUSH_SECONDS:
             finished += attempt.deliveries_record(results=results)
             results, flushed_at = [], time.monotonic()
+            gate = traffic.gate()  # pauses other workers set meanwhile
     finished += attempt.deliveries_record(results=results)
     claim.deliveries_release(deliveries=held)  # unsent: the breaker holds them until the probe succeeds
     return finished, False

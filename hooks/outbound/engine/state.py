@@ -8,11 +8,12 @@ function that changes a delivery's state.
     in_flight  -> delivered   a 2xx/3xx answer
     in_flight  -> failed      no success before the deadline
     in_flight  -> obsolete    its configuration was deleted/disabled, or a later change made it pointless
-    failed     -> pending     "Retry now"
+    failed     -> pending     "Retry now", "Recover since", "Replay" (hooks.outbound.recovery)
+    delivered  -> pending     "Replay" (same message id, noted as a replay on its attempts)
     pending    -> paused      its destination was auto-disabled (hooks.outbound.engine.health)
     paused     -> pending     the destination was re-enabled (a fresh retry window)
 
-delivered and obsolete are final. A move not listed here is refused with
+obsolete is final; delivered is final for the engine (only an admin's replay reopens it). A move not listed here is refused with
 :class:`TransitionRefused` (a bug, never a runtime condition), and every write
 is conditional on the current state, so a concurrent change is never overwritten.
 """
@@ -32,7 +33,7 @@ MOVES: dict[str, frozenset[str]] = {
     PENDING: frozenset({IN_FLIGHT, PENDING, PAUSED}),
     IN_FLIGHT: frozenset({IN_FLIGHT, PENDING, DELIVERED, FAILED, OBSOLETE}),
     FAILED: frozenset({PENDING}),
-    DELIVERED: frozenset(),
+    DELIVERED: frozenset({PENDING}),
     OBSOLETE: frozenset(),
     PAUSED: frozenset({PENDING}),
 }

@@ -1,0 +1,362 @@
+"""Traffic to a destination and recovery (hooks.outbound.engine.traffic, hooks.outbound.recovery), in
+process against a real receiver on 127.0.0.1: which answers are retried, a
+429 Retry-After pausing one destination for everybody, Recover since (the
+command and the admin), Replay keeping the message id."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+from django.utils import timezone
+from werkzeug import Response
+
+from hooks.outbound import recovery
+from hooks.outbound.engine import claim, run, traffic
+from hooks.outbound.models import CrmSyncAction, Delivery, DestinationThrottle, RecoveryJob
+from synclog.models import DeliveryAttempt
+from tests import factories
+
+from .conftest import make_sync, run_all
+
+pytestmark = pytest.mark.django_db
+
+
+def create_action(sync) -> CrmSyncAction:
+    return sync.actions.get(action="create")
+
+
+# ------------------------------------------------------------------ which answers are retried
+
+
+@pytest.mark.parametrize(
+    ("status", "stop_on_4xx", "expected"),
+    [
+        (400, True, "failed"),
+        (404, True, "failed"),
+        (400, False, "pending"),
+        (408, True, "pending"),
+        (409, True, "pending"),
+        (425, True, "pending"),
+        (429, True, "pending"),
+        (500, True, "pending"),
+        (503, True, "pending"),
+    ],
+)
+def test_a_4xx_fails_at_once_only_when_the_destination_says_so(
+    brand, httpserver, receiver_url, status, stop_on_4xx, expected
+):
+    httpserver.expect_request("/people").respond_with_data("bad request", status=status)
+    sync = make_sync(brand, receiver_url)
+    CrmSyncAction.objects.filter(sync=sync).update(stop_on_4xx=stop_on_4xx)
+    factories.customer(brand)
+    run.deliveries_run()
+    delivery = Delivery.objects.get()
+    assert delivery.state == expected
+    assert delivery.attempts == 1
+    assert len(httpserver.log) == 1
+    if expected == "failed":
+        assert delivery.finished_at is not None
+        assert delivery.last_error == f"Not retried (stop retrying on 4xx is on): HTTP {status}"
+    else:
+        assert delivery.next_attempt_at is not None
+
+
+def test_a_dns_failure_is_retried(brand):
+    sync = make_sync(brand, "http://crm.hookhub-test.invalid")  # .invalid never resolves (RFC 6761)
+    CrmSyncAction.objects.filter(sync=sync).update(stop_on_4xx=True)
+    factories.customer(brand)
+    run.deliveries_run()
+    delivery = Delivery.objects.get()
+    assert delivery.state == "pending"
+    assert delivery.next_attempt_at is not None
+    assert "DNS lookup of crm.hookhub-test.invalid failed" in delivery.last_error
+    assert DeliveryAttempt.objects.get().error.startswith("Connection failed: DNS lookup")
+
+
+def test_the_verdict_is_one_function():
+    class Outcome:
+        def __init__(self, status, error=""):
+            self.status, self.error = status, error
+
+        @property
+        def succeeded(self):
+            return self.status is not None and 200 <= self.status < 400 and not self.error
+
+    class Config:
+        stop_on_4xx = True
+
+    assert traffic.outcome_verdict(outcome=Outcome(201), config=Config()) == traffic.DELIVERED
+    assert traffic.outcome_verdict(outcome=Outcome(None, "No answer within 2 s"), config=Config()) == traffic.RETRY
+    assert traffic.outcome_verdict(outcome=Outcome(422), config=Config()) == traffic.PERMANENT
+    assert traffic.outcome_verdict(outcome=Outcome(422), config=object()) == traffic.RETRY
+
+
+# ------------------------------------------------------------------ Retry-After pauses the destination
+
+
+def test_a_429_with_retry_after_pauses_that_destination_for_everybody_and_not_another(brand, httpserver):
+    answers = {"first": True}
+    arrivals: dict[str, list[float]] = {"slow": [], "other": []}
+
+    def slow(request):
+        arrivals["slow"].append(time.time())
+        if answers.pop("first", False):
+            return Response("slow down", status=429, headers={"Retry-After": "2"})
+        return Response('{"id": "x"}', status=201, content_type="application/json")
+
+    def other(request):
+        arrivals["other"].append(time.time())
+        return Response('{"id": "y"}', status=201, content_type="application/json")
+
+    httpserver.expect_request("/slow/people").respond_with_handler(slow)
+    httpserver.expect_request("/other/people").respond_with_handler(other)
+    base = httpserver.url_for("").rstrip("/")
+    make_sync(brand, f"{base}/slow", name="Slow CRM")
+    make_sync(brand, f"{base}/other", name="Other CRM")
+    for number in range(3):
+        factories.customer(brand, first_name=f"P{number}")  # one create per sync and customer
+
+    run.deliveries_run()
+    # One request reached the slow CRM; its two other deliveries were not attempted.
+    assert len(arrivals["slow"]) == 1
+    assert len(arrivals["other"]) == 3
+    paused_until = DestinationThrottle.objects.get().paused_until
+    assert paused_until is not None
+    slow_ones = Delivery.objects.filter(source_name__startswith="Slow").order_by("pk")
+    assert [d.state for d in slow_ones] == ["pending"] * 3
+    assert [d.attempts for d in slow_ones] == [1, 0, 0]
+    assert all(d.next_attempt_at >= paused_until - timedelta(milliseconds=5) for d in slow_ones)
+
+    # Another worker (a fresh run reads the shared row) sends nothing there before the pause ends.
+    assert run.deliveries_run() == 0
+    assert len(arrivals["slow"]) == 1
+
+    deadline = time.monotonic() + 10
+    while Delivery.objects.exclude(state="delivered").exists() and time.monotonic() < deadline:
+        run.deliveries_run()
+        time.sleep(0.1)
+    assert not Delivery.objects.exclude(state="delivered").exists()
+    waited = arrivals["slow"][1] - arrivals["slow"][0]
+    assert 1.9 <= waited < 4, f"the next request came {waited:.2f} s after the 429"
+
+
+def test_a_deferred_delivery_keeps_its_customer_s_order(brand, httpserver, receiver_url, clock):
+    """Paused: the create waits, and the update of the same customer waits behind it."""
+    sync = make_sync(brand, receiver_url)
+    CrmSyncAction.objects.filter(sync=sync).update(rate_limit_per_second=1)
+    customer = factories.customer(brand)
+    from customers.services import customer_update
+
+    customer_update(customer=customer, first_name="Later")
+    DestinationThrottle.objects.create(
+        source_kind="crm_action",
+        source_id=create_action(sync).pk,
+        next_allowed_at=clock(),
+        paused_until=clock() + timedelta(seconds=30),
+    )
+    assert run.deliveries_run() == 0
+    assert httpserver.log == []
+    create, update = Delivery.objects.order_by("pk")
+    assert (create.state, create.attempts) == ("pending", 0)
+    assert update.state == "pending"
+
+
+# ------------------------------------------------------------------ Recover since
+
+
+@pytest.fixture
+def recovery_world(brand, other_brand, httpserver, receiver_url):
+    """Failed, delivered and pending deliveries of two syncs, a rule and another brand, before and after T."""
+    from hooks.rules.models import EventRule
+
+    crm = make_sync(brand, receiver_url, name="CRM")
+    other_sync = make_sync(brand, receiver_url, name="Other CRM")
+    rule = EventRule.objects.create(brand=brand, name="Notify", event_types=["call.logged"], url=f"{receiver_url}/n")
+    foreign = make_sync(other_brand, receiver_url, name="CRM")
+    since = timezone.now() - timedelta(hours=1)
+    earlier = since - timedelta(minutes=5)
+    made = {}
+
+    def row(label, source, state, created_at, customer_id):
+        delivery = factories.delivery(
+            brand if source is not foreign else other_brand,
+            source=source.actions.get(action="update") if hasattr(source, "actions") else source,
+            state=state,
+            customer_id=customer_id,
+            order_key=f"crmsync:{customer_id}",
+        )
+        Delivery.objects.filter(pk=delivery.pk).update(created_at=created_at)
+        made[label] = delivery.pk
+
+    row("match_1", crm, "failed", since + timedelta(minutes=1), 1)
+    row("match_2", crm, "failed", since + timedelta(minutes=2), 1)
+    row("match_3", crm, "failed", since + timedelta(minutes=3), 2)
+    row("earlier", crm, "failed", earlier, 3)
+    row("delivered", crm, "delivered", since + timedelta(minutes=1), 4)
+    row("pending", crm, "pending", since + timedelta(minutes=1), 5)
+    row("other_sync", other_sync, "failed", since + timedelta(minutes=1), 6)
+    row("rule", rule, "failed", since + timedelta(minutes=1), 7)
+    row("other_brand", foreign, "failed", since + timedelta(minutes=1), 8)
+    return {"since": since, "ids": made, "rule": rule, "crm": crm}
+
+
+def snapshot():
+    return {d.pk: (d.state, d.message_id, d.deadline, d.attempts) for d in Delivery.objects.all()}
+
+
+def test_recover_since_re_queues_exactly_the_matching_failed_deliveries(recovery_world, monkeypatch):
+    monkeypatch.setattr(recovery, "CHUNK", 2)  # several progress steps
+    before = snapshot()
+    out = StringIO()
+    call_command(
+        "deliveries_recover",
+        "acme",
+        "--since",
+        recovery_world["since"].isoformat(),
+        "--sync",
+        "CRM",
+        "--foreground",
+        stdout=out,
+    )
+    after = snapshot()
+    ids = recovery_world["ids"]
+    matching = {ids["match_1"], ids["match_2"], ids["match_3"]}
+    assert {pk for pk in after if after[pk] != before[pk]} == matching
+    for pk in matching:
+        state, message_id, deadline, attempts = after[pk]
+        assert state == "pending"
+        assert message_id == before[pk][1]  # the same webhook-id / Idempotency-Key
+        assert deadline > timezone.now() + timedelta(hours=23)  # a fresh retry window
+        assert attempts == before[pk][3]  # the history stays
+    job = RecoveryJob.objects.get()
+    assert (job.total, job.done, job.requeued) == (3, 3, 3)
+    assert job.delivery_ids == sorted(matching)
+    assert job.finished_at is not None
+    text = out.getvalue()
+    assert f"Recovery job {job.pk}: 3 deliveries" in text
+    assert f"/admin/outbound/recoveryjob/{job.pk}/change/" in text
+    assert "] 2/3" in text and "] 3/3" in text  # the progress bar
+    assert "Re-queued 3 of 3 deliveries." in text
+
+
+def test_recover_since_for_a_rule_and_for_the_whole_brand(recovery_world):
+    ids = recovery_world["ids"]
+    since = recovery_world["since"].isoformat()
+    call_command("deliveries_recover", "acme", "--since", since, "--rule", "Notify", "--foreground", stdout=StringIO())
+    assert Delivery.objects.get(pk=ids["rule"]).state == "pending"
+    assert Delivery.objects.get(pk=ids["other_sync"]).state == "failed"
+    call_command("deliveries_recover", "acme", "--since", since, "--foreground", stdout=StringIO())
+    states = dict(Delivery.objects.values_list("pk", "state"))
+    assert states[ids["other_sync"]] == "pending"
+    assert states[ids["earlier"]] == "failed"
+    assert states[ids["other_brand"]] == "failed"
+    assert states[ids["delivered"]] == "delivered"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["nobody", "--since", "2026-01-01T00:00:00Z"], "No brand with slug 'nobody'"),
+        (["acme", "--since", "yesterday"], "--since must be an ISO 8601 time"),
+        (["acme", "--since", "2026-01-01T00:00:00Z", "--sync", "Nope"], "No CRM sync named 'Nope'"),
+        (["acme", "--since", "2026-01-01T00:00:00Z", "--rule", "Nope"], "No dispatcher rule named 'Nope'"),
+    ],
+)
+def test_recover_refuses_bad_input_and_changes_nothing(recovery_world, args, message):
+    before = snapshot()
+    with pytest.raises(CommandError, match=message):
+        call_command("deliveries_recover", *args, "--foreground", stdout=StringIO())
+    assert snapshot() == before
+    assert not RecoveryJob.objects.exists()
+
+
+def test_recovered_deliveries_of_one_customer_go_out_oldest_first(recovery_world):
+    ids = recovery_world["ids"]
+    call_command(
+        "deliveries_recover", "acme", "--since", recovery_world["since"].isoformat(), "--sync", "CRM",
+        "--foreground", stdout=StringIO(),
+    )  # fmt: skip
+    claimed = {d.pk for d in claim.deliveries_claim()}
+    # Customer 1's older delivery is taken, its newer one waits behind it; customer 2's goes too.
+    assert ids["match_1"] in claimed and ids["match_3"] in claimed
+    assert ids["match_2"] not in claimed
+
+
+def test_the_admin_recover_since_action_starts_a_job_with_progress(admin_client, recovery_world):
+    changelist = reverse("admin:outbound_crmsync_changelist")
+    crm = recovery_world["crm"]
+    page = admin_client.post(changelist, {"action": "recover_since", "_selected_action": [crm.pk]})
+    assert page.status_code == 200
+    assert b"Recover failed deliveries since" in page.content
+    since = timezone.localtime(recovery_world["since"]).strftime("%Y-%m-%d %H:%M:%S")
+    done = admin_client.post(
+        changelist, {"action": "recover_since", "_selected_action": [crm.pk], "apply": "1", "since": since}, follow=True
+    )
+    job = RecoveryJob.objects.get()
+    assert job.total == 3
+    assert f"/admin/outbound/recoveryjob/{job.pk}/change/".encode() in done.content
+    recovery.recovery_job_run(job_id=job.pk)  # what the django-q2 task does
+    ids = recovery_world["ids"]
+    assert set(Delivery.objects.filter(state="pending").values_list("pk", flat=True)) == {
+        ids["match_1"], ids["match_2"], ids["match_3"], ids["pending"],
+    }  # fmt: skip
+    page = admin_client.get(reverse("admin:outbound_recoveryjob_change", args=[job.pk]))
+    assert b'<progress max="100" value="100"></progress> 3 / 3 (finished)' in page.content
+
+
+def test_another_brand_s_admin_cannot_recover_this_brand_s_deliveries(client, recovery_world, other_brand):
+    from hub.models import Role
+
+    user = factories.member(other_brand, role=Role.ADMIN)
+    client.force_login(user)
+    crm = recovery_world["crm"]
+    client.post(
+        reverse("admin:outbound_crmsync_changelist"),
+        {"action": "recover_since", "_selected_action": [crm.pk], "apply": "1", "since": "2000-01-01 00:00:00"},
+    )
+    assert not RecoveryJob.objects.exists()
+
+
+# ------------------------------------------------------------------ Replay
+
+
+def test_replay_of_a_delivered_delivery_keeps_its_message_id_and_is_marked(
+    admin_client, brand, httpserver, receiver_url
+):
+    received: list[str] = []
+    httpserver.expect_request("/people").respond_with_handler(
+        lambda request: (received.append(request.headers["webhook-id"]), Response('{"id": "r"}', status=201))[1]
+    )
+    make_sync(brand, receiver_url)
+    factories.customer(brand)
+    run_all()
+    delivery = Delivery.objects.get()
+    assert delivery.state == "delivered"
+
+    admin_client.post(
+        reverse("admin:outbound_delivery_changelist"), {"action": "replay", "_selected_action": [delivery.pk]}
+    )
+    job = RecoveryJob.objects.get()
+    assert job.replay and job.total == 1
+    recovery.recovery_job_run(job_id=job.pk)
+    run_all()
+    delivery.refresh_from_db()
+    assert delivery.state == "delivered"
+    assert delivery.replayed_at is not None
+    assert received == [delivery.message_id, delivery.message_id]
+    notes = list(DeliveryAttempt.objects.filter(delivery=delivery).order_by("number").values_list("note", flat=True))
+    assert notes == ["Remote id r stored.", "Replay · Remote id r stored."]
+    logs = admin_client.get(reverse("admin:synclog_deliveryattempt_changelist"))
+    assert b"Replay" in logs.content
+
+
+def test_recover_leaves_a_delivered_delivery_alone(brand):
+    delivery = factories.delivery(brand, state="delivered")
+    assert recovery.deliveries_requeue(ids=[delivery.pk], replay=False) == 0
+    delivery.refresh_from_db()
+    assert delivery.state == "delivered"
