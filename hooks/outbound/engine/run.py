@@ -63,9 +63,6 @@ def _batch_send(batch: list[Delivery], stop_at: float) -> tuple[list[Delivery], 
     flushed_at = time.monotonic()
     gate = traffic.gate()  # destinations paused by a Retry-After: one query per batch
     for index, delivery in enumerate(batch):
-        if (delivery.source_kind, delivery.source_id) in tripped:
-            held.append(delivery)
-            continue
         config = registry.resolve(delivery.source_kind, delivery.source_id)
         needed = claim.lease_needed(config)
         assert delivery.lease_expires_at is not None  # deliveries_claim set the lease
@@ -84,6 +81,9 @@ def _batch_send(batch: list[Delivery], stop_at: float) -> tuple[list[Delivery], 
         not_before = traffic.admit(delivery=delivery, config=config, gate=gate, rest=batch[index:])
         if not_before is not None:  # over its rate limit or paused: back to pending, not attempted
             traffic.delivery_defer(delivery=delivery, until=not_before)
+            continue
+        if (delivery.source_kind, delivery.source_id) in tripped:  # a Retry-After pause is deferred above
+            held.append(delivery)
             continue
         results.append(attempt.delivery_send(delivery=delivery))
         if health.breaker_trips(results[-1]):
