@@ -2,7 +2,7 @@
 """Lookup chain benchmark: the Omnidesk lookup with one upstream lookup source
 (a local fake CRM answering in 50 ms), on PostgreSQL, under gunicorn, driven by wrk.
 
-    make bench-lookup-chain BENCH_ARGS="--customers 100000"
+    make bench-lookup-chain BENCH_ARGS="--customers 100000 --hot 25000"
     .venv/bin/python bench/lookup_chain.py --customers 10000 --duration 5
 
 It reuses bench/lookup.py (seeding with COPY, gunicorn, wrk, medians) and adds
