@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DEMO_CRM_PORT ?= 8001
 
-.PHONY: install browser run test lint demo faults bench-lookup bench-delivery bench-import screenshots clean
+.PHONY: install browser run test lint demo faults bench-lookup bench-lookup-chain bench-delivery bench-import screenshots clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -67,6 +67,9 @@ faults: install
 
 bench-lookup: install
 	$(PY) bench/lookup.py $(BENCH_ARGS)
+
+bench-lookup-chain: install
+	$(PY) bench/lookup_chain.py $(BENCH_ARGS)
 
 bench-delivery: install
 	$(PY) bench/delivery.py $(BENCH_ARGS)

@@ -172,6 +172,7 @@ def seed(n: int, hot: int, url: str) -> dict:
 
     from customers import documents
     from customers.models import Activity, Address, Customer, CustomField
+    from customers.normalize import digits_reversed
     from hub.models import Brand
     from hub.services import brand_create, credential_issue
 
@@ -237,6 +238,7 @@ def seed(n: int, hot: int, url: str) -> dict:
                     kind=kind,
                     value=value,
                     normalized=normalized,
+                    digits_reversed=digits_reversed(kind, normalized),
                     comment="Work" if kind == "email" else "",
                     position=len(addresses),
                 )

@@ -158,7 +158,8 @@ CACHES = {
         # django-prometheus's subclass of Django's RedisCache: the django_cache_* families.
         {"BACKEND": "django_prometheus.cache.backends.redis.NativeRedisCache", "LOCATION": REDIS_URL}
         if REDIS_URL
-        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+        # Per process; large enough for the lookup sources' answers (Django's default keeps 300).
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "OPTIONS": {"MAX_ENTRIES": 100_000}}
     )
 }
 
