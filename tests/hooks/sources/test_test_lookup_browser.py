@@ -27,6 +27,7 @@ def test_a_brand_admin_tests_a_lookup(page, brand, other_brand, crm):
     page.goto("/admin/sources/lookupsource/")
     assert page.get_by_text("Globex CRM").count() == 0
     page.click("text=Test a lookup…")
+    page.locator("#hh-brand option").first.wait_for(state="attached")  # the click navigates: wait for the page
     options = page.locator("#hh-brand option").all_inner_texts()
     assert options == ["Acme"]
     page.select_option("#hh-platform", "m8com")
