@@ -160,13 +160,31 @@ class ActionForm(WriteOnlySecretsForm):
 
 
 # Shown in place of the plain field when the action is read-only (secrets masked).
-MASKED_ACTION_FIELDS = {"url": "url_masked", "headers": "headers_masked", "body": "body_masked"}
+class MaskedRequestFields:
+    """The URL, headers and data of a webhook request configuration, shown masked
+    (hub.redaction) in place of the fields to someone who may not change them: a
+    key typed into an old configuration, before that was refused on save, stays
+    hidden. Used by the CRM sync action tabs and the dispatcher rules."""
+
+    MASKED_FIELDS = {"url": "url_masked", "headers": "headers_masked", "body": "body_masked"}
+
+    @admin.display(description="webhook URL")
+    def url_masked(self, obj):
+        return redaction.redact_url(obj.url)
+
+    @admin.display(description="headers")
+    def headers_masked(self, obj):
+        return redaction.mask(obj.headers)
+
+    @admin.display(description="data")
+    def body_masked(self, obj):
+        return redaction.mask(obj.body)
 
 
 def _action_inline(kind: str, title: str, help_text: str):
     form = type(f"{kind.title()}ActionForm", (ActionForm,), {"action_kind": kind})
 
-    class ActionInline(BrandScopedInline, admin.StackedInline):
+    class ActionInline(MaskedRequestFields, BrandScopedInline, admin.StackedInline):
         model = CrmSyncAction
         extra = 1
         max_num = 1
@@ -190,25 +208,13 @@ def _action_inline(kind: str, title: str, help_text: str):
             # action saved before that was refused is shown masked; the tab's
             # own password and API key are never shown.
             return [
-                MASKED_ACTION_FIELDS.get(name, name)
+                MaskedRequestFields.MASKED_FIELDS.get(name, name)
                 for name in self.fields
                 if name not in (*SYNC_SECRETS, "clear_secrets")
             ]
 
         def get_readonly_fields(self, request, obj=None):
-            return [*super().get_readonly_fields(request, obj), *MASKED_ACTION_FIELDS.values()]
-
-        @admin.display(description="webhook URL")
-        def url_masked(self, obj):
-            return redaction.redact_url(obj.url)
-
-        @admin.display(description="headers")
-        def headers_masked(self, obj):
-            return redaction.mask(obj.headers)
-
-        @admin.display(description="data")
-        def body_masked(self, obj):
-            return redaction.mask(obj.body)
+            return [*super().get_readonly_fields(request, obj), *self.MASKED_FIELDS.values()]
 
         def get_formset(self, request, obj=None, **kwargs):
             kwargs["form"] = form

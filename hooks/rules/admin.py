@@ -17,7 +17,13 @@ from django.utils.html import format_html
 from customers.models import Customer
 from hooks.inbound.models import InboundEvent
 from hooks.inbound.selectors import inbound_event_get, inbound_events_for_brand
-from hooks.outbound.admin import DeliveryHealthColumns, destinations_reenable, health_last_html, health_rate_html
+from hooks.outbound.admin import (
+    DeliveryHealthColumns,
+    MaskedRequestFields,
+    destinations_reenable,
+    health_last_html,
+    health_rate_html,
+)
 from hooks.outbound.engine.health import health_by_source
 from hooks.outbound.models import SECRET_FIELDS
 from hooks.outbound.recovery_admin import recover_since_action
@@ -31,10 +37,8 @@ from .conditions import ConditionError, conditions_clean
 from .models import EventRule
 from .presets import PRESETS
 
+
 # Shown in place of the plain field when the page is read-only (secrets masked).
-MASKED_FIELDS = {"url": "url_masked", "headers": "headers_masked", "body": "body_masked"}
-
-
 class ConditionsField(forms.CharField):
     """The conditions as JSON text (objects or text tests); normalized on save."""
 
@@ -128,7 +132,7 @@ class EventRuleForm(forms.ModelForm):
 
 
 @admin.register(EventRule)
-class EventRuleAdmin(DeliveryHealthColumns, BrandScopedHistoryAdmin):
+class EventRuleAdmin(MaskedRequestFields, DeliveryHealthColumns, BrandScopedHistoryAdmin):
     """History (who changed what, when) is browsable by the brand's auditors;
     secrets are masked for them and never enter the history."""
 
@@ -207,26 +211,17 @@ class EventRuleAdmin(DeliveryHealthColumns, BrandScopedHistoryAdmin):
             # Read-only (an auditor, a history version): a key typed into the URL or
             # headers of a rule saved before that was refused is shown masked.
             fieldsets = [
-                (title, {**options, "fields": [MASKED_FIELDS.get(f, f) for f in options["fields"]]})
+                (title, {**options, "fields": [self.MASKED_FIELDS.get(f, f) for f in options["fields"]]})
                 for title, options in fieldsets
             ]
         return [("Recent deliveries", {"fields": ["delivery_health"]}), *fieldsets]
 
     def get_readonly_fields(self, request, obj=None):
         readonly = list(super().get_readonly_fields(request, obj))
-        return [*readonly, *(name for name in ("delivery_health", *MASKED_FIELDS.values()) if name not in readonly)]
-
-    @admin.display(description="webhook URL")
-    def url_masked(self, obj):
-        return redaction.redact_url(obj.url)
-
-    @admin.display(description="headers")
-    def headers_masked(self, obj):
-        return redaction.mask(obj.headers)
-
-    @admin.display(description="data")
-    def body_masked(self, obj):
-        return redaction.mask(obj.body)
+        return [
+            *readonly,
+            *(name for name in ("delivery_health", *self.MASKED_FIELDS.values()) if name not in readonly),
+        ]
 
     @admin.display(description="at a glance")
     def delivery_health(self, obj):
