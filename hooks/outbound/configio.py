@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -207,6 +207,34 @@ def _assign(obj, values: dict) -> bool:
     return changed
 
 
+def _entry_name(item: dict, where: str, seen: set[str], errors: list[str]) -> str | None:
+    """A list entry's name: required, and once per list (a second one is an error too)."""
+    name = item.get("name")
+    if not isinstance(name, str) or not name.strip():
+        errors.append(f"{where}.name: a name is required.")
+        return None
+    if name in seen:
+        errors.append(f"{where}.name: {name!r} appears twice.")
+    seen.add(name)
+    return name
+
+
+def _entry_values(
+    item: dict,
+    fields: Iterable[str],
+    secret_fields: Iterable[str],
+    where: str,
+    secrets: SecretResolver,
+    errors: list[str],
+) -> dict:
+    """The entry's plain values as written, and its secrets resolved (never literal values)."""
+    values = {field: item[field] for field in fields if field in item}
+    for field in secret_fields:
+        if field in item:
+            values[field] = secrets(item[field], f"{where}.{field}", errors)
+    return values
+
+
 def crm_syncs_load(brand: Brand, items: list, secrets: SecretResolver, errors: list[str], apply: bool) -> int:
     if not isinstance(items, list):
         errors.append("crm_syncs: expected a list.")
@@ -218,18 +246,11 @@ def crm_syncs_load(brand: Brand, items: list, secrets: SecretResolver, errors: l
         where = f"crm_syncs[{index}]"
         if not _check_keys(item, {"name", *SYNC_FIELDS, *SYNC_SECRETS, "actions"}, where, errors):
             continue
-        name = item.get("name")
-        if not isinstance(name, str) or not name.strip():
-            errors.append(f"{where}.name: a name is required.")
+        name = _entry_name(item, where, seen, errors)
+        if name is None:
             continue
-        if name in seen:
-            errors.append(f"{where}.name: {name!r} appears twice.")
-        seen.add(name)
         sync = existing.get(name) or CrmSync(brand=brand, name=name)
-        values = {field: item[field] for field in SYNC_FIELDS if field in item}
-        for field in SYNC_SECRETS:
-            if field in item:
-                values[field] = secrets(item[field], f"{where}.{field}", errors)
+        values = _entry_values(item, SYNC_FIELDS, SYNC_SECRETS, where, secrets, errors)
         sync_changed = _assign(sync, values) or sync.pk is None
         _validation_errors(sync, where, errors, exclude=["brand"])
         actions = item.get("actions") or {}
@@ -244,10 +265,7 @@ def crm_syncs_load(brand: Brand, items: list, secrets: SecretResolver, errors: l
             # A new tab without "enabled" starts as in Deskpro (ACTION_ENABLED_DEFAULTS);
             # an existing one keeps its value.
             action = current.get(kind) or CrmSyncAction(action=kind, enabled=ACTION_ENABLED_DEFAULTS.get(kind, False))
-            action_values = {field: spec[field] for field in ACTION_FIELDS if field in spec}
-            for field in ACTION_SECRETS:
-                if field in spec:
-                    action_values[field] = secrets(spec[field], f"{action_where}.{field}", errors)
+            action_values = _entry_values(spec, ACTION_FIELDS, ACTION_SECRETS, action_where, secrets, errors)
             action_changed = _assign(action, action_values)
             _validation_errors(action, action_where, errors, exclude=["sync", *SECRET_FIELDS])
             planned.append((action, action_changed or action.pk is None))

@@ -6,7 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from hooks.outbound.configio import SecretResolver, _assign, _check_keys, _validation_errors, secret_ref
+from hooks.outbound.configio import (
+    SecretResolver,
+    _assign,
+    _check_keys,
+    _entry_name,
+    _entry_values,
+    _validation_errors,
+    secret_ref,
+)
 from hub.models import Brand
 
 from .models import SECRET_FIELDS, LookupSource
@@ -53,18 +61,11 @@ def lookup_sources_load(brand: Brand, items: Any, secrets: SecretResolver, error
         where = f"lookup_sources[{index}]"
         if not _check_keys(item, {"name", *FIELDS, *SECRET_FIELDS}, where, errors):
             continue
-        name = item.get("name")
-        if not isinstance(name, str) or not name.strip():
-            errors.append(f"{where}.name: a name is required.")
+        name = _entry_name(item, where, seen, errors)
+        if name is None:
             continue
-        if name in seen:
-            errors.append(f"{where}.name: {name!r} appears twice.")
-        seen.add(name)
         source = existing.get(name) or LookupSource(brand=brand, name=name)
-        values = {field: item[field] for field in FIELDS if field in item}
-        for field in SECRET_FIELDS:
-            if field in item:
-                values[field] = secrets(item[field], f"{where}.{field}", errors)
+        values = _entry_values(item, FIELDS, SECRET_FIELDS, where, secrets, errors)
         changed = _assign(source, values) or source.pk is None
         _validation_errors(source, where, errors, exclude=["brand"])
         planned.append((source, changed))
