@@ -223,6 +223,8 @@ HUB_DELIVERY_LEASE_SECONDS = env.int("HUB_DELIVERY_LEASE_SECONDS", default=60)
 # Each qcluster process checks this often for due deliveries (retries, expired leases,
 # tasks a broker lost) and asks for a task; 0 leaves it to the minute schedule.
 HUB_SWEEP_INTERVAL_SECONDS = env.float("HUB_SWEEP_INTERVAL_SECONDS", default=1.0)
+# The engine's clock is the database's (hooks/outbound/engine/clock.py), read again this often.
+HUB_CLOCK_RESYNC_SECONDS = env.float("HUB_CLOCK_RESYNC_SECONDS", default=60.0)
 # After SIGTERM a worker finishes its current request; one still busy after this exits anyway.
 HUB_WORKER_STOP_GRACE_SECONDS = env.float("HUB_WORKER_STOP_GRACE_SECONDS", default=7.0)
 # Largest output an admin-authored template (URL, headers, body) may render to.

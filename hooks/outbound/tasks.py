@@ -6,7 +6,7 @@ queued tasks and in the sweep Schedule: keep them stable.
 
 from __future__ import annotations
 
-from .engine import outbox, run, stopping
+from .engine import clock, outbox, reconnect, run, stopping
 
 
 def deliver(ids: list[int]) -> int:
@@ -15,7 +15,8 @@ def deliver(ids: list[int]) -> int:
             # This worker is stopping: hand the ids to another worker without sending.
             outbox.deliveries_enqueue(ids=list(ids), force=True)
             return 0
-        outbox.delivery_task_started()
+        reconnect.reconnecting(outbox.delivery_task_started, what="the task's start")
+        reconnect.reconnecting(clock.sync_if_due, what="reading the database's clock")
         return run.deliveries_run(ids=list(ids))
 
 

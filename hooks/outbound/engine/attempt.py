@@ -121,14 +121,21 @@ def _settle(result: SendResult, moment: datetime) -> None:
         delivery.next_attempt_at = next_at
 
 
-def deliveries_record(*, results: list[SendResult]) -> list[Delivery]:
-    """Write the attempts (masked, bounded) and the new states in one transaction."""
+def deliveries_record(*, results: list[SendResult], again: bool = False) -> list[Delivery]:
+    """Write the attempts (masked, bounded) and the new states in one transaction.
+
+    ``again``: this batch's recording may already have been committed (the
+    connection was lost at the commit, see engine.reconnect): only deliveries
+    still in flight under this claim (same attempt number) are recorded, so no
+    attempt row is written twice."""
     if not results:
         return []
     moment = clock.now()
     rows = []
     with transaction.atomic():
         claim.relaxed_commit()
+        if again:
+            results = _still_claimed(results)
         for result in results:
             _settle(result, moment)
             if result.obsolete:
@@ -170,6 +177,16 @@ def deliveries_record(*, results: list[SendResult]) -> list[Delivery]:
         health.health_record(results=results, moment=moment)
     metrics.deliveries_recorded(deliveries=[r.delivery for r in results if not r.obsolete], moment=moment)
     return [r.delivery for r in results]
+
+
+def _still_claimed(results: list[SendResult]) -> list[SendResult]:
+    """The results whose delivery is still in flight with this claim's attempt number."""
+    current = dict(
+        Delivery.objects.filter(pk__in=[r.delivery.pk for r in results], state=state.IN_FLIGHT).values_list(
+            "pk", "attempts"
+        )
+    )
+    return [r for r in results if current.get(r.delivery.pk) == r.delivery.attempts]
 
 
 def next_on_schedule(delivery: Delivery, moment: datetime) -> datetime:

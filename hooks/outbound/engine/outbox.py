@@ -11,7 +11,6 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
-from django.utils import timezone
 
 from ..models import Delivery, DestinationHealth, DrainSignal, HealthState
 from . import clock, state
@@ -115,7 +114,7 @@ def deliveries_create(*, deliveries: list[Delivery]) -> list[Delivery]:
 
 def _task_requested() -> bool:
     """True when this caller should enqueue a task: none is waiting to start (see DrainSignal)."""
-    moment = timezone.now()
+    moment = clock.now()  # the engine's clock: web processes and workers compare each other's stamps
     stale = moment - timedelta(seconds=DRAIN_REQUEST_STALE_SECONDS)
     updated = (
         DrainSignal.objects.filter(pk=1)
@@ -134,7 +133,7 @@ def _task_requested() -> bool:
 
 def delivery_task_started() -> None:
     """Called by the task before it claims: later commits must enqueue a new task."""
-    DrainSignal.objects.filter(pk=1).update(taken_at=timezone.now())
+    DrainSignal.objects.filter(pk=1).update(taken_at=clock.now())
 
 
 def deliveries_enqueue(*, ids: list[int], force: bool = False) -> None:

@@ -9,11 +9,15 @@ and enqueues a task for it, so another worker takes it at once.
 
 from __future__ import annotations
 
+import logging
 import time
+from functools import partial
 
 from .. import registry
 from ..models import Delivery
-from . import attempt, claim, clock, health, outbox, stopping, traffic
+from . import attempt, claim, clock, health, outbox, reconnect, stopping, traffic
+
+logger = logging.getLogger(__name__)
 
 RUN_BUDGET_SECONDS = 45  # below Q_CLUSTER["timeout"] (90 s) minus one 30 s request (see checks.py)
 SWEEP_GRACE_SECONDS = 60  # a first attempt is the on_commit task's job for this long
@@ -31,13 +35,14 @@ def deliveries_run(*, ids: list[int] | None = None, budget_seconds: float = RUN_
         while time.monotonic() < stop_at:
             if stopping.requested():
                 return done  # nothing claimed: the sweeper or another worker takes what is due
-            batch = claim.deliveries_claim(ids=wanted, limit=claim.BATCH_SIZE)
+            batch = reconnect.reconnecting(
+                partial(claim.deliveries_claim, ids=wanted, limit=claim.BATCH_SIZE), what="a claim"
+            )
             if not batch:
                 if wanted is not None:
                     wanted = None  # then drain whatever else is due
                     continue
                 break
-            _prefetch(batch)
             finished, handed_off = _batch_send(batch, stop_at)
             done += len(finished)
             if handed_off:
@@ -46,23 +51,62 @@ def deliveries_run(*, ids: list[int] | None = None, budget_seconds: float = RUN_
                 # The given ids and what they unblocked first; then every other due delivery.
                 claimed = {d.pk for d in batch}
                 unclaimed = [pk for pk in wanted if pk not in claimed]
-                wanted = claim.successors(finished) + (unclaimed if len(batch) == claim.BATCH_SIZE else []) or None
+                following = reconnect.reconnecting(partial(claim.successors, finished), what="reading successors")
+                wanted = following + (unclaimed if len(batch) == claim.BATCH_SIZE else []) or None
         else:
-            if claim.due_ids(limit=1):
+            if reconnect.reconnecting(lambda: claim.due_ids(limit=1), what="the due check"):
                 outbox.deliveries_enqueue(ids=[], force=True)  # budget spent: a fresh task continues
     return done
 
 
 def _batch_send(batch: list[Delivery], stop_at: float) -> tuple[list[Delivery], bool]:
     """Send a claimed batch one by one; returns the recorded deliveries and
-    whether the unsent rest was handed back (stop, budget or lease)."""
-    results: list[attempt.SendResult] = []
-    finished: list[Delivery] = []
-    held: list[Delivery] = []  # the circuit breaker tripped for their destination in this batch
+    whether the unsent rest was handed back (stop, budget, lease, or the
+    database connection lost midway: see ``_batch_rescue``)."""
+    progress = _Progress()
+    try:
+        return _batch_send_steps(batch, stop_at, progress)
+    except reconnect.LOST as exc:
+        if not reconnect.connection_lost(exc):
+            raise
+        return _batch_rescue(batch, progress, exc), True
+
+
+class _Progress:
+    """How far a batch got: what ``_batch_rescue`` needs after a lost connection."""
+
+    def __init__(self) -> None:
+        self.index = 0
+        self.results: list[attempt.SendResult] = []  # sent, not recorded yet
+        self.finished: list[Delivery] = []  # recorded
+        self.held: list[Delivery] = []  # the circuit breaker tripped for their destination in this batch
+
+
+def _batch_rescue(batch: list[Delivery], progress: _Progress, exc: BaseException) -> list[Delivery]:
+    """The connection went away in the middle of a batch (pg_terminate_backend,
+    a failover): reconnect, record the attempts already made (those a lost
+    commit did record are skipped), give the unsent rest back and ask for a
+    task for it, instead of leaving the batch claimed until its lease runs out."""
+    logger.warning("The database connection was lost during a batch (%s); recording it and handing the rest on", exc)
+    sent = {result.delivery.pk for result in progress.results}
+    recorded = {delivery.pk for delivery in progress.finished}
+    rest = progress.held + [d for d in batch[progress.index :] if d.pk not in sent and d.pk not in recorded]
+    finished = progress.finished + reconnect.reconnecting(
+        lambda: attempt.deliveries_record(results=progress.results, again=True), what="recording attempts"
+    )
+    reconnect.reconnecting(lambda: claim.deliveries_release(deliveries=rest), what="a release")
+    outbox.deliveries_enqueue(ids=[d.pk for d in rest], force=True)
+    return finished
+
+
+def _batch_send_steps(batch: list[Delivery], stop_at: float, progress: _Progress) -> tuple[list[Delivery], bool]:
+    results, finished, held = progress.results, progress.finished, progress.held
     tripped: set[tuple[str, int]] = set()
     flushed_at = time.monotonic()
+    _prefetch(batch)
     gate = traffic.gate()  # destinations paused by a Retry-After: one query per batch
     for index, delivery in enumerate(batch):
+        progress.index = index
         config = registry.resolve(delivery.source_kind, delivery.source_id)
         needed = claim.lease_needed(config)
         assert delivery.lease_expires_at is not None  # deliveries_claim set the lease
@@ -73,7 +117,7 @@ def _batch_send(batch: list[Delivery], stop_at: float) -> tuple[list[Delivery], 
             if lease_left < needed:
                 claim.lease_stretch(deliveries=batch, seconds=needed)
         elif stopping.requested() or time.monotonic() > stop_at or lease_left < needed:
-            finished += attempt.deliveries_record(results=results)
+            _flush(progress)
             rest = held + batch[index:]
             claim.deliveries_release(deliveries=rest)
             outbox.deliveries_enqueue(ids=[d.pk for d in rest], force=True)
@@ -90,12 +134,19 @@ def _batch_send(batch: list[Delivery], stop_at: float) -> tuple[list[Delivery], 
             tripped.add((delivery.source_kind, delivery.source_id))
         traffic.observe(delivery=delivery, outcome=results[-1].outcome, gate=gate)
         if time.monotonic() - flushed_at > FLUSH_SECONDS:
-            finished += attempt.deliveries_record(results=results)
-            results, flushed_at = [], time.monotonic()
+            _flush(progress)
+            flushed_at = time.monotonic()
             gate = traffic.gate()  # pauses other workers set meanwhile
-    finished += attempt.deliveries_record(results=results)
+    progress.index = len(batch)
+    _flush(progress)
     claim.deliveries_release(deliveries=held)  # unsent: the breaker holds them until the probe succeeds
     return finished, False
+
+
+def _flush(progress: _Progress) -> None:
+    """Record the attempts sent since the last flush (one transaction)."""
+    progress.finished += attempt.deliveries_record(results=progress.results)
+    progress.results.clear()
 
 
 def _prefetch(batch: list[Delivery]) -> None:

@@ -4,7 +4,11 @@ came, a lease that expired after a worker died, a task the broker lost) and
 then asks for a task (run.deliveries_wake). The database stays the source of
 truth; the query is one indexed EXISTS, and a task is enqueued only when none
 is already waiting to start, so several clusters polling never pile up tasks.
-The minute schedule (tasks.sweep) stays as a safety net.
+The minute schedule (tasks.sweep) stays as a safety net. It also keeps its
+process's reading of the database's clock fresh (engine.clock), and its
+connection is health-checked before each round (qcluster turns on
+CONN_HEALTH_CHECKS for the cluster's processes), so a connection the database
+ended costs it nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from django.db import close_old_connections, connection
 
 from hub import metrics
 
-from . import run
+from . import clock, run
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +41,7 @@ class Sweeper(threading.Thread):
         while not self.stopped.wait(min(self.interval * (1 + failures), 30)):
             try:
                 close_old_connections()
+                clock.sync_if_due()
                 run.deliveries_wake()
                 metrics.worker_heartbeat()
                 failures = 0

@@ -13,6 +13,7 @@ import threading
 import time
 
 from django.conf import settings
+from django.db import connections
 from django_q.cluster import Cluster
 from django_q.management.commands.qcluster import Command as Q2Command
 
@@ -29,6 +30,7 @@ class Command(Q2Command):
         if options.get("cluster_name"):
             os.environ["Q_CLUSTER_NAME"] = str(options["cluster_name"])
         stopping.cluster_prepare()  # before the cluster forks: every worker inherits the flag
+        _health_checks_on()
         cluster = Cluster()
         running: list[sweeper.Sweeper] = []
 
@@ -53,6 +55,18 @@ class Command(Q2Command):
             return
         while cluster.sentinel is not None and cluster.sentinel.is_alive():
             time.sleep(0.5)
+
+
+def _health_checks_on() -> None:
+    """Django's CONN_HEALTH_CHECKS for this cluster's processes only (workers,
+    monitor, sweeper): a reused connection is checked (one ``SELECT 1``) before
+    each task and each sweeper round, so one the database ended
+    (pg_terminate_backend, a restart) is replaced instead of failing the next
+    task. Web processes keep the setting as configured: there it would add a
+    round trip to every lookup (engine.reconnect)."""
+    for alias in connections:
+        connections[alias].settings_dict["CONN_HEALTH_CHECKS"] = True
+    connections.close_all()  # the next connection of each process and thread reads the setting
 
 
 def _exit_by_deadline(cluster: Cluster) -> None:
