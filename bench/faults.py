@@ -288,28 +288,45 @@ def main() -> int:
         first_receipt = {m: min(times) for m, times in received.items() if m in by_message}
         commit_of = {m: producer.committed.get(n) for m, n in by_message.items()}
         faults = report["faults"]
+        fault_times = [entry["at"] for entry in faults]
+
+        def culprit(start: float, end: float) -> int | None:
+            """The fault a delay or a repeat between ``start`` and ``end`` belongs to: the first
+            fault in that interval (a later one found the delivery already held up), or, when
+            none fell in it, the last fault before it (the hub was still recovering)."""
+            inside = [i for i, moment in enumerate(fault_times) if start <= moment <= end]
+            if inside:
+                return inside[0]
+            before = [i for i, moment in enumerate(fault_times) if moment <= start]
+            return before[-1] if before else None
+
+        delayed_by: dict[int, list[str]] = {i: [] for i in range(len(faults))}
+        for m, c in commit_of.items():
+            received_at = first_receipt.get(m)
+            if c is None or received_at is None or received_at - c <= args.slow_after:
+                continue
+            index = culprit(c, received_at)
+            if index is not None:
+                delayed_by[index].append(m)
+        repeats_by: dict[int, int] = dict.fromkeys(range(len(faults)), 0)
+        for m, times_of in received.items():
+            if m not in by_message:
+                continue
+            ordered = sorted(times_of)
+            for repeat in ordered[1:]:
+                index = culprit(ordered[0], repeat)
+                if index is not None:
+                    repeats_by[index] += 1
         for index, entry in enumerate(faults):
-            # The deliveries this fault delayed: committed since the previous fault and before the
-            # next one, received after this fault, more than --slow-after seconds after their commit.
+            # Delayed: received more than --slow-after seconds after its commit, counted against
+            # the first fault between its commit and its receipt (see culprit).
             moment = entry["at"]
-            since = faults[index - 1]["at"] if index else t0
-            until = faults[index + 1]["at"] if index + 1 < len(faults) else float("inf")
-            window = [m for m, c in commit_of.items() if c is not None and since <= c < until]
-            delayed = [
-                m
-                for m in window
-                if first_receipt.get(m, float("inf")) > moment
-                and first_receipt.get(m, float("inf")) - commit_of[m] > args.slow_after
-            ]
             later = [t for t in first_receipt.values() if t > moment]
-            # A repeat receipt belongs to the latest fault before it.
-            entry["duplicates"] = sum(
-                1 for m, times in received.items() if m in by_message for t in sorted(times)[1:] if moment <= t < until
-            )
-            entry["delayed"] = len(delayed)
+            entry["duplicates"] = repeats_by[index]
+            entry["delayed"] = len(delayed_by[index])
             entry["first_receipt_after_s"] = (min(later) - moment) if later else None
-            done = [first_receipt.get(m) for m in delayed]
-            entry["recovered_after_s"] = None if None in done else (max(done) - moment if done else 0.0)
+            done = [first_receipt[m] for m in delayed_by[index]]
+            entry["recovered_after_s"] = max(done) - moment if done else 0.0
         # A django-q2 schedule run by a cluster whose clock was ahead keeps that clock's next run.
         from django.utils import timezone
         from django_q.models import Schedule
@@ -336,7 +353,8 @@ def main() -> int:
             }
         )
         print(
-            f"== faults (recovered: until the last delivery it delayed by more than {args.slow_after:g} s was received)"
+            f"== faults (recovered: until the last delivery it delayed by more than {args.slow_after:g} s was received;"
+            " a delay or repeat belongs to the first fault between the commit or first receipt and the receipt)"
         )
         for entry in report["faults"]:
             recovered = entry["recovered_after_s"]
