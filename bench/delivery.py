@@ -104,6 +104,12 @@ def parse_args() -> argparse.Namespace:
         default=0.0,
         help="requests per second set on the benchmark's action (0: none); set it high to measure the limiter's cost",
     )
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="also measure CPU seconds per delivery (or request) by process: clusters, PostgreSQL backends, "
+        "receiver, writer, Redis, wrk, the requests loop (from /proc)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)  # broker:port, run by the parent
     return parser.parse_args()
 
@@ -147,6 +153,52 @@ def wait_received(port: int, ids: set[str], timeout: float) -> dict:
     return got
 
 
+def cpu_snapshot(*, database: str = "", cluster_groups: tuple[int, ...] = (), receiver_parent: int = 0) -> dict:
+    """CPU seconds (user + system) by pid of the processes that take part (--cpu), with their kind:
+    this process (``writer``), the clusters' process groups, the PostgreSQL backends of ``database``,
+    the receiver started by ``receiver_parent``, redis-server (shared with anything else using it)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found: dict[int, tuple[str, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        pid, parent, group = int(entry.name), int(fields[1]), int(fields[2])
+        if pid == os.getpid():
+            kind = "writer"
+        elif group in cluster_groups:
+            kind = "cluster"
+        elif database and command.startswith("postgres: ") and f" {database} " in command:
+            kind = "postgres"
+        elif "delivery_receiver.py" in command and parent == receiver_parent:
+            kind = "receiver"
+        elif command.startswith("redis-server") or "/redis-server" in command:
+            kind = "redis"
+        else:
+            continue
+        found[pid] = (kind, (int(fields[11]) + int(fields[12])) / tick)
+    return found
+
+
+def cpu_spent(before: dict, after: dict, count: int) -> dict:
+    """Milliseconds of CPU per delivery (or request) by kind between two snapshots (new processes from 0)."""
+    spent: dict[str, float] = {}
+    for pid, (kind, seconds) in after.items():
+        spent[kind] = spent.get(kind, 0.0) + seconds - before.get(pid, (kind, 0.0))[1]
+    per = {kind: 1000 * seconds / max(count, 1) for kind, seconds in sorted(spent.items())}
+    per["total"] = sum(value for kind, value in per.items() if kind != "redis")  # redis-server is shared
+    return per
+
+
+def cpu_text(per: dict) -> str:
+    return "CPU ms per delivery: " + ", ".join(f"{kind} {value:.2f}" for kind, value in per.items())
+
+
 # ---------------------------------------------------------------- the parent
 
 
@@ -177,6 +229,8 @@ def receiver_capacity(port: int, body: bytes, connections: int, seconds: int) ->
             'wrk.headers["Content-Type"] = "application/json"\n'
             'wrk.headers["webhook-id"] = "wrk"\n'
         )
+    cpu_before = cpu_snapshot(receiver_parent=os.getpid())
+    children_before = os.times()
     try:
         out = subprocess.run(
             [wrk, "-t2", f"-c{connections}", f"-d{seconds}s", "-s", script.name, f"http://127.0.0.1:{port}/people/C1"],
@@ -188,7 +242,18 @@ def receiver_capacity(port: int, body: bytes, connections: int, seconds: int) ->
     finally:
         os.unlink(script.name)
     found = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if found and CPU_FIGURES is not None:
+        requests_done = float(found.group(1)) * seconds
+        per = cpu_spent(cpu_before, cpu_snapshot(receiver_parent=os.getpid()), int(requests_done))
+        done = os.times()
+        wrk_cpu = done.children_user + done.children_system - children_before.children_user
+        wrk_cpu -= children_before.children_system
+        CPU_FIGURES["wrk"] = {"receiver": per.get("receiver", 0.0), "wrk": 1000 * wrk_cpu / requests_done}
+        print(f"   CPU ms per request: receiver {per.get('receiver', 0):.3f}, wrk {CPU_FIGURES['wrk']['wrk']:.3f}")
     return float(found.group(1)) if found else None
+
+
+CPU_FIGURES: dict | None = None  # the parent's --cpu figures (wrk, the requests loop)
 
 
 def baseline(port: int, n: int, threads: int, body: bytes) -> float:
@@ -207,12 +272,18 @@ def baseline(port: int, n: int, threads: int, body: bytes) -> float:
             )
 
     workers = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(per_thread)]
+    cpu_before = cpu_snapshot(receiver_parent=os.getpid()) if CPU_FIGURES is not None else {}
     start = time.perf_counter()
     for w in workers:
         w.start()
     for w in workers:
         w.join()
-    return n / (time.perf_counter() - start)
+    rate = n / (time.perf_counter() - start)
+    if CPU_FIGURES is not None:
+        per = cpu_spent(cpu_before, cpu_snapshot(receiver_parent=os.getpid()), n)
+        CPU_FIGURES.setdefault("baseline", []).append({"loop": per.get("writer", 0.0), "receiver": per["receiver"]})
+        print(f"   CPU ms per request: requests loop {per.get('writer', 0):.3f}, receiver {per['receiver']:.3f}")
+    return rate
 
 
 def hub_env(args: argparse.Namespace, broker: str) -> dict:
@@ -236,6 +307,8 @@ def main() -> None:
         child(args)
         return
     brokers = [b.strip() for b in args.brokers.split(",") if b.strip()]
+    global CPU_FIGURES
+    CPU_FIGURES = {} if args.cpu else None
     pg_admin(args.pg, f"DROP DATABASE IF EXISTS {args.database} WITH (FORCE)")
     pg_admin(args.pg, f"CREATE DATABASE {args.database}")
     rx = subprocess.Popen(
@@ -289,6 +362,8 @@ def main() -> None:
         results["baseline_rps_after"] = baseline(port, args.deliveries, args.workers, body)
         print(f"   {results['baseline_rps_after']:.0f} req/s", flush=True)
         results["load_average_end"] = os.getloadavg()
+        if CPU_FIGURES is not None:
+            results["cpu_ms"] = CPU_FIGURES
         summarize(results)
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / "delivery.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
@@ -445,6 +520,8 @@ def child(args: argparse.Namespace) -> None:
                     procs = []
                 time.sleep(1.5)  # PostgreSQL publishes a backend's statistics at most once a second
                 before = pg_figures()
+                groups = tuple(proc.pid for proc in procs)
+                cpu_before = cpu_snapshot(database=args.database, cluster_groups=groups, receiver_parent=os.getppid())
                 written: list[int] = []
                 started = time.perf_counter()
                 for start in range(0, args.deliveries, 100):
@@ -463,6 +540,12 @@ def child(args: argparse.Namespace) -> None:
                     time.sleep(0.2)
                 time.sleep(1.5)
                 after = pg_figures()
+                groups = tuple(proc.pid for proc in procs)  # backlog: started after the first snapshot
+                cpu = cpu_spent(
+                    cpu_before,
+                    cpu_snapshot(database=args.database, cluster_groups=groups, receiver_parent=os.getppid()),
+                    len(written),
+                )
                 per_delivery = {
                     key: (after[key] - before[key]) / len(written)
                     for key in ("commits", "inserted", "updated", "deleted")
@@ -476,6 +559,8 @@ def child(args: argparse.Namespace) -> None:
                     "duplicates": sum(got[m][1] - 1 for m in ids if m in got),
                     "states": dict(mine.values_list("state").annotate(n=Count("pk"))),
                 }
+                if args.cpu:
+                    burst["cpu_ms_per_delivery"] = cpu
                 out["bursts"][f"{clusters}/{mode}"] = burst
                 log(
                     f"   {burst['dps']:.0f} deliveries/s (written at {burst['written_per_s']:.0f}/s); "
@@ -483,6 +568,8 @@ def child(args: argparse.Namespace) -> None:
                     + ", ".join(f"{value:.2f} {key}" for key, value in per_delivery.items())
                     + f"; {burst['connections']} connections to the database"
                 )
+                if args.cpu:
+                    log("   " + cpu_text(cpu))
 
             if clusters == max(cluster_counts):
                 receiver(port, "/reset")
