@@ -45,6 +45,7 @@ def tls_server(tmp_path):
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive
+
         def do_PUT(self):
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             seen["requests"].append((self.path, self.headers["Host"], self.headers["webhook-id"], body))
