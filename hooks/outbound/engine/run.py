@@ -78,7 +78,7 @@ def _batch_send(batch: list[Delivery], stop_at: float) -> tuple[list[Delivery], 
             claim.deliveries_release(deliveries=rest)
             outbox.deliveries_enqueue(ids=[d.pk for d in rest], force=True)
             return finished, True
-        not_before = traffic.admit(delivery=delivery, config=config, gate=gate)
+        not_before = traffic.admit(delivery=delivery, config=config, gate=gate, rest=batch[index:])
         if not_before is not None:  # over its rate limit or paused: back to pending, not attempted
             traffic.delivery_defer(delivery=delivery, until=not_before)
             continue
