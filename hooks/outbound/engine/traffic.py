@@ -11,7 +11,7 @@ answers are worth retrying.
   and SQLite: the time moves on by k/rate from itself or from now, whichever is
   later), so every worker of every cluster shares one spacing. It takes k
   slots at once for the deliveries to that destination in its batch, at most
-  :data:`LATE_SECONDS` worth (k = 1 below 40/s): a reservation never holds more
+  :data:`LATE_SECONDS` worth (k = 1 below 80/s): a reservation never holds more
   than the worker can use. Each slot is sent from :data:`TOLERANCE_SECONDS`
   before it (so a limit that is not reached never makes anyone wait) to
   LATE_SECONDS after it (a later one is dropped, never used in a burst: the
