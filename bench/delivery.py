@@ -34,6 +34,14 @@ bounded in time (``--timeout``):
    (three syncs) against one whose brand has none;
 8. the baseline again (the machine is shared), and the load average.
 
+With ``--guards-rounds N`` (and ``--guards limit``, ``breaker`` or both, the
+default) the child measures, instead of 5-7, the cost of the
+rate limiter and the circuit breaker (issue 11): N rounds, each a burst
+**without** them (no limit, clusters started with HUB_CIRCUIT_BREAKER=false)
+and one **with** both (``--rate-limit``, default 50 000/s: configured, never
+reached; the breaker on, never tripping), in alternating order (ABBA), every
+burst with freshly started clusters; the load average is noted per burst.
+
 Each broker's phases run in a child process (``--child``), since a process's
 Django settings pick one broker. Prints the figures and their ratios to the
 receiver's capacity and the baseline; saves bench/results/delivery.json.
@@ -109,6 +117,19 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="also measure CPU seconds per delivery (or request) by process: clusters, PostgreSQL backends, "
         "receiver, writer, Redis, wrk, the requests loop (from /proc)",
+    )
+    parser.add_argument(
+        "--guards-rounds",
+        type=int,
+        default=0,
+        help="instead of the broker/cluster matrix: this many rounds of the burst (first cluster count, each "
+        "--burst-modes) without the rate limit and circuit breaker (no limit, HUB_CIRCUIT_BREAKER=false) and "
+        "with both (--rate-limit, default 50000/s, and the breaker on), alternating, fresh clusters each time",
+    )
+    parser.add_argument(
+        "--guards",
+        default="limit,breaker",
+        help="what the 'with' side of --guards-rounds turns on: limit, breaker or both (the 'without' side: neither)",
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)  # broker:port, run by the parent
     return parser.parse_args()
@@ -381,6 +402,9 @@ def summarize(results: dict) -> None:
     print(f"   receiver capacity (wrk): {f'{capacity:.0f} req/s' if capacity else 'not measured'}")
     print(f"   requests loop baseline: {base:.0f} req/s (mean of before/after)")
     for broker, run in results["runs"].items():
+        if run.get("guards"):
+            print(f"   {broker} broker:")
+            guards_summary(run["guards"])
         for key, burst in run["bursts"].items():
             clusters, mode = key.split("/")
             ratio = f"{burst['dps'] / capacity:.2f}x capacity, " if capacity else ""
@@ -451,7 +475,7 @@ def child(args: argparse.Namespace) -> None:
     sync = faultkit.crm_sync_to(
         brand=brand, receiver_url=f"http://127.0.0.1:{port}", timeout_seconds=10, body=BODY_TEMPLATE
     )
-    if args.rate_limit:  # configured, high enough never to trip: the limiter's own cost
+    if args.rate_limit and not args.guards_rounds:  # configured, high enough never to trip: the limiter's own cost
         sync.actions.update(rate_limit_per_second=args.rate_limit)
     numbers = iter(range(1, 10**9))
 
@@ -498,78 +522,88 @@ def child(args: argparse.Namespace) -> None:
     out: dict = {"broker": broker, "bursts": {}}
     cluster_counts = [int(c) for c in args.clusters.split(",") if c.strip()]
     modes = [m.strip() for m in args.burst_modes.split(",") if m.strip()]
+
+    def burst(clusters: int, mode: str, env: dict, procs: list[subprocess.Popen]) -> dict:
+        """One burst of ``--deliveries``; starts the clusters (into ``procs``) when none run."""
+        receiver(port, "/reset")
+        log(f"== {broker} broker, {clusters} cluster(s) x {args.workers} workers: {mode} burst of {args.deliveries}")
+        if mode == "live" and not procs:
+            procs += [start_cluster(env) for _ in range(clusters)]
+            warm = []
+            for _ in range(4 * clusters * args.workers):  # until every cluster answers
+                with transaction.atomic():
+                    warm += write(1)
+            wait_received(port, set(message_ids(warm)), args.timeout)
+            receiver(port, "/reset")
+        elif mode == "backlog":
+            for proc in procs:
+                stop_cluster(proc)
+            procs.clear()
+        time.sleep(1.5)  # PostgreSQL publishes a backend's statistics at most once a second
+        before = pg_figures()
+        load = os.getloadavg()[0]
+        cpu_before = cpu_snapshot(
+            database=args.database, cluster_groups=tuple(proc.pid for proc in procs), receiver_parent=os.getppid()
+        )
+        written: list[int] = []
+        started = time.perf_counter()
+        for start in range(0, args.deliveries, 100):
+            with transaction.atomic():
+                written += write(min(100, args.deliveries - start))
+        write_seconds = time.perf_counter() - started
+        ids = message_ids(written)
+        if not procs:
+            procs += [start_cluster(env) for _ in range(clusters)]
+        got = wait_received(port, set(ids), args.timeout)
+        times = sorted(got[m][0] for m in ids if m in got)
+        mine = Delivery.objects.filter(brand=brand, customer_id__range=(written[0], written[-1]))
+        pending = mine.exclude(state="delivered")
+        settle = time.monotonic() + 30  # the last batch's attempts are recorded just after its receipt
+        while pending.exists() and time.monotonic() < settle:
+            time.sleep(0.2)
+        time.sleep(1.5)
+        after = pg_figures()
+        cpu = cpu_spent(  # backlog: the clusters started after the first snapshot
+            cpu_before,
+            cpu_snapshot(
+                database=args.database, cluster_groups=tuple(proc.pid for proc in procs), receiver_parent=os.getppid()
+            ),
+            len(written),
+        )
+        per_delivery = {
+            key: (after[key] - before[key]) / len(written) for key in ("commits", "inserted", "updated", "deleted")
+        }
+        result = {
+            "per_delivery": per_delivery,
+            "connections": after["connections"],
+            "dps": len(times) / max(times[-1] - times[0], 1e-9) if len(times) > 1 else 0.0,
+            "written_per_s": len(written) / write_seconds,
+            "received": len(times),
+            "duplicates": sum(got[m][1] - 1 for m in ids if m in got),
+            "states": dict(mine.values_list("state").annotate(n=Count("pk"))),
+            "load_average": load,
+        }
+        log(
+            f"   {result['dps']:.0f} deliveries/s (written at {result['written_per_s']:.0f}/s); "
+            f"duplicates {result['duplicates']}; states {result['states']}; per delivery: "
+            + ", ".join(f"{value:.2f} {key}" for key, value in per_delivery.items())
+            + f"; {result['connections']} connections to the database; load average {load:.2f}"
+        )
+        if args.cpu:
+            result["cpu_ms_per_delivery"] = cpu
+            log("   " + cpu_text(cpu))
+        return result
+
+    if args.guards_rounds:
+        out["guards"] = guards(args, cluster_counts[0], modes, env, burst, sync, log)
+        cluster_counts = []  # the comparison replaces the matrix, the steady phase and the emit cost
+        args.updates = 0
+
     for clusters in cluster_counts:
         procs: list[subprocess.Popen] = []
         try:
             for mode in modes:
-                receiver(port, "/reset")
-                log(
-                    f"== {broker} broker, {clusters} cluster(s) x {args.workers} workers: {mode} burst of {args.deliveries}"
-                )
-                if mode == "live" and not procs:
-                    procs = [start_cluster(env) for _ in range(clusters)]
-                    warm = []
-                    for _ in range(4 * clusters * args.workers):  # until every cluster answers
-                        with transaction.atomic():
-                            warm += write(1)
-                    wait_received(port, set(message_ids(warm)), args.timeout)
-                    receiver(port, "/reset")
-                elif mode == "backlog":
-                    for proc in procs:
-                        stop_cluster(proc)
-                    procs = []
-                time.sleep(1.5)  # PostgreSQL publishes a backend's statistics at most once a second
-                before = pg_figures()
-                groups = tuple(proc.pid for proc in procs)
-                cpu_before = cpu_snapshot(database=args.database, cluster_groups=groups, receiver_parent=os.getppid())
-                written: list[int] = []
-                started = time.perf_counter()
-                for start in range(0, args.deliveries, 100):
-                    with transaction.atomic():
-                        written += write(min(100, args.deliveries - start))
-                write_seconds = time.perf_counter() - started
-                ids = message_ids(written)
-                if not procs:
-                    procs = [start_cluster(env) for _ in range(clusters)]
-                got = wait_received(port, set(ids), args.timeout)
-                times = sorted(got[m][0] for m in ids if m in got)
-                mine = Delivery.objects.filter(brand=brand, customer_id__range=(written[0], written[-1]))
-                pending = mine.exclude(state="delivered")
-                settle = time.monotonic() + 30  # the last batch's attempts are recorded just after its receipt
-                while pending.exists() and time.monotonic() < settle:
-                    time.sleep(0.2)
-                time.sleep(1.5)
-                after = pg_figures()
-                groups = tuple(proc.pid for proc in procs)  # backlog: started after the first snapshot
-                cpu = cpu_spent(
-                    cpu_before,
-                    cpu_snapshot(database=args.database, cluster_groups=groups, receiver_parent=os.getppid()),
-                    len(written),
-                )
-                per_delivery = {
-                    key: (after[key] - before[key]) / len(written)
-                    for key in ("commits", "inserted", "updated", "deleted")
-                }
-                burst = {
-                    "per_delivery": per_delivery,
-                    "connections": after["connections"],
-                    "dps": len(times) / max(times[-1] - times[0], 1e-9) if len(times) > 1 else 0.0,
-                    "written_per_s": len(written) / write_seconds,
-                    "received": len(times),
-                    "duplicates": sum(got[m][1] - 1 for m in ids if m in got),
-                    "states": dict(mine.values_list("state").annotate(n=Count("pk"))),
-                }
-                if args.cpu:
-                    burst["cpu_ms_per_delivery"] = cpu
-                out["bursts"][f"{clusters}/{mode}"] = burst
-                log(
-                    f"   {burst['dps']:.0f} deliveries/s (written at {burst['written_per_s']:.0f}/s); "
-                    f"duplicates {burst['duplicates']}; states {burst['states']}; per delivery: "
-                    + ", ".join(f"{value:.2f} {key}" for key, value in per_delivery.items())
-                    + f"; {burst['connections']} connections to the database"
-                )
-                if args.cpu:
-                    log("   " + cpu_text(cpu))
+                out["bursts"][f"{clusters}/{mode}"] = burst(clusters, mode, env, procs)
 
             if clusters == max(cluster_counts):
                 receiver(port, "/reset")
@@ -610,6 +644,71 @@ def child(args: argparse.Namespace) -> None:
     out["table_sizes"] = sizes
     log("   bytes per row (table + indexes): " + ", ".join(f"{t} {v['bytes_per_row']:.0f}" for t, v in sizes.items()))
     print(json.dumps(out, default=str), flush=True)
+
+
+def guards(args: argparse.Namespace, clusters: int, modes: list[str], env: dict, burst, sync, log) -> list[dict]:
+    """The cost of the rate limiter and the circuit breaker: ``--guards-rounds``
+    rounds of a burst without both and with both, in ABBA order (drift on a
+    shared machine hits both sides alike), freshly started clusters each time."""
+    from hooks.outbound.models import DestinationThrottle
+
+    guarded = {g.strip() for g in args.guards.split(",") if g.strip()}
+    limit = (args.rate_limit or 50_000.0) if "limit" in guarded else None
+    variants = {"without": (None, "false"), "with": (limit, "true" if "breaker" in guarded else "false")}
+    rows: list[dict] = []
+    for number in range(1, args.guards_rounds + 1):
+        for variant in ("without", "with") if number % 2 else ("with", "without"):
+            rate, breaker = variants[variant]
+            sync.actions.update(rate_limit_per_second=rate)
+            DestinationThrottle.objects.all().delete()
+            procs: list[subprocess.Popen] = []
+            try:
+                for mode in modes:
+                    log(
+                        f"== round {number}: {variant} {args.guards} (rate limit {rate or 'none'}/s, breaker {breaker})"
+                    )
+                    result = burst(clusters, mode, {**env, "HUB_CIRCUIT_BREAKER": breaker}, procs)
+                    limited = DestinationThrottle.objects.exists() == bool(rate)  # a row iff the limiter ran
+                    rows.append(
+                        {
+                            "round": number,
+                            "variant": variant,
+                            "mode": mode,
+                            "guards": args.guards,
+                            "limiter_ran": limited,
+                            **result,
+                        }
+                    )
+            finally:
+                for proc in procs:
+                    stop_cluster(proc)
+    return rows
+
+
+def guards_summary(rows: list[dict]) -> None:
+    for mode in dict.fromkeys(row["mode"] for row in rows):
+        mine = [row for row in rows if row["mode"] == mode]
+        side = {v: [row["dps"] for row in mine if row["variant"] == v] for v in ("without", "with")}
+        paired = [
+            w["dps"] / o["dps"]
+            for w in mine
+            for o in mine
+            if w["variant"] == "with" and o["variant"] == "without" and w["round"] == o["round"] and o["dps"]
+        ]
+        loads = [row["load_average"] for row in mine]
+        print(f"   {mode} bursts, without / with {rows[0]['guards']} (ABBA, {len(paired)} rounds):")
+        for variant, values in side.items():
+            print(
+                f"     {variant:<7}: "
+                + ", ".join(f"{v:.0f}" for v in values)
+                + f" deliveries/s; mean {statistics.mean(values):.0f}"
+            )
+        print(
+            f"     with / without: {statistics.mean(side['with']) / statistics.mean(side['without']):.3f} (means), "
+            f"per round {', '.join(f'{r:.2f}' for r in paired)}, median {statistics.median(paired):.3f}; "
+            f"limiter ran as configured: {all(r['limiter_ran'] for r in mine)}; "
+            f"load average {min(loads):.2f}-{max(loads):.2f}"
+        )
 
 
 def emit_cost(port: int, updates: int, log) -> dict:

@@ -243,6 +243,8 @@ HUB_ALLOW_PRIVATE_DESTINATIONS = env.bool("HUB_ALLOW_PRIVATE_DESTINATIONS", defa
 HUB_HEALTH_ALERT_THRESHOLD = env.int("HUB_HEALTH_ALERT_THRESHOLD", default=100)
 HUB_HEALTH_ALERT_AFTER_SECONDS = env.int("HUB_HEALTH_ALERT_AFTER_SECONDS", default=24 * 60 * 60)
 HUB_HEALTH_DISABLE_AFTER_SECONDS = env.int("HUB_HEALTH_DISABLE_AFTER_SECONDS", default=5 * 24 * 60 * 60)
+# The circuit breaker: while a destination is failing, one probe at a time. Off: every due delivery is tried.
+HUB_CIRCUIT_BREAKER = env.bool("HUB_CIRCUIT_BREAKER", default=True)
 # Health alerts go out by e-mail: the console (stdout) in the embedded mode unless EMAIL_URL is set.
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)

@@ -1,7 +1,7 @@
 """Config as code: a brand's outbound configuration as JSON (docs/config-as-code.md).
 
 ``config_export`` writes the brand's settings (region, time zone, M8Com links, matching policy,
-unknown-caller handling), its CRM syncs (and every section another app
+unknown-caller handling), its CRM syncs, its operational webhook (and every section another app
 registered, e.g. dispatcher rules) with secrets as references to environment
 variables, never in clear. ``config_import`` validates the whole file first
 and refuses it whole, with every reason, when anything is wrong; otherwise it
@@ -12,10 +12,13 @@ are left alone.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -25,12 +28,14 @@ from hub.models import Brand
 from hub.redaction import mask, redact_url
 from hub.services import brand_update
 
-from .models import ACTION_ENABLED_DEFAULTS, SECRET_FIELDS, CrmAction, CrmSync, CrmSyncAction
+from .models import ACTION_ENABLED_DEFAULTS, SECRET_FIELDS, CrmAction, CrmSync, CrmSyncAction, OperationalWebhook
 
 FORMAT = "hookhub-config"
 VERSION = 1
 SYNC_FIELDS = ("enabled", "auth_type", "auth_username", "api_key_header")
 SYNC_SECRETS = ("auth_password", "api_key", "signing_secret")
+# Traffic to a destination (hooks.outbound.engine.traffic), on CRM sync actions and dispatcher rules alike.
+TRAFFIC_FIELDS = ("rate_limit_per_second", "stop_on_4xx")
 ACTION_FIELDS = (
     "enabled",
     "method",
@@ -45,6 +50,7 @@ ACTION_FIELDS = (
     "auth_type",
     "auth_username",
     "api_key_header",
+    *TRAFFIC_FIELDS,
 )
 # A tab's own secrets, as references like the sync's (never the values).
 ACTION_SECRETS = ("auth_password", "api_key")
@@ -69,7 +75,23 @@ def exported_value(name: str, value: Any) -> Any:
         return redact_url(value)
     if name == "headers" and isinstance(value, str):
         return mask(value)
+    if isinstance(value, Decimal):  # a rate limit: a JSON number (10, 0.5), never a string
+        return int(value) if value == value.to_integral_value() else float(value)
     return value
+
+
+def traffic_values(values: dict, where: str, errors: list[str]) -> None:
+    """A rate limit as read from the file: a number (or null: no limit), made
+    a Decimal so that the same file compares equal (0.1 is not Decimal("0.10"));
+    the range and the two decimal places are checked by the model's full_clean."""
+    rate = values.get("rate_limit_per_second")
+    if rate is None:
+        return
+    if isinstance(rate, bool) or not isinstance(rate, int | float):
+        errors.append(f"{where}.rate_limit_per_second: a number of requests per second (e.g. 10 or 0.5), or null.")
+        del values["rate_limit_per_second"]
+        return
+    values["rate_limit_per_second"] = Decimal(str(rate))
 
 
 def secret_ref(brand: Brand, value: str, *parts: str) -> dict | None:
@@ -266,6 +288,7 @@ def crm_syncs_load(brand: Brand, items: list, secrets: SecretResolver, errors: l
             # an existing one keeps its value.
             action = current.get(kind) or CrmSyncAction(action=kind, enabled=ACTION_ENABLED_DEFAULTS.get(kind, False))
             action_values = _entry_values(spec, ACTION_FIELDS, ACTION_SECRETS, action_where, secrets, errors)
+            traffic_values(action_values, action_where, errors)
             action_changed = _assign(action, action_values)
             _validation_errors(action, action_where, errors, exclude=["sync", *SECRET_FIELDS])
             planned.append((action, action_changed or action.pk is None))
@@ -281,8 +304,58 @@ def crm_syncs_load(brand: Brand, items: list, secrets: SecretResolver, errors: l
     return changed
 
 
+# ------------------------------------------------------------------ the operational webhook (health alerts)
+
+OPS_FIELDS = ("url", "enabled")
+
+
+def operational_webhook_export(brand: Brand) -> dict | None:
+    """The brand's operational webhook (destination.failing / disabled / recovered), or null."""
+    hook = OperationalWebhook.objects.filter(brand=brand).first()
+    if hook is None:
+        return None
+    return {
+        **{name: exported_value(name, getattr(hook, name)) for name in OPS_FIELDS},
+        "signing_secret": secret_ref(brand, hook.signing_secret, "operational_webhook", "signing_secret"),
+    }
+
+
+def signing_secret_errors(secret: str) -> list[str]:
+    """A Standard Webhooks secret as the hub generates them: whsec_ and 24 to 64 bytes in base64."""
+    if not secret.startswith("whsec_"):
+        return ['a Standard Webhooks secret starts with "whsec_" (generate one in the admin).']
+    try:
+        size = len(base64.b64decode(secret.removeprefix("whsec_"), validate=True))
+    except (binascii.Error, ValueError):
+        return ['the part after "whsec_" must be base64.']
+    return [] if 24 <= size <= 64 else [f"the secret must be 24 to 64 bytes, not {size}."]
+
+
+def operational_webhook_load(brand: Brand, item: Any, secrets: SecretResolver, errors: list[str], apply: bool) -> int:
+    """Create or update the brand's operational webhook; null leaves it as it is
+    (like every object missing from the file). It is always signed: a new one
+    needs its secret, and an existing one keeps its own unless the file gives one."""
+    where = "operational_webhook"
+    if item is None or not _check_keys(item, {*OPS_FIELDS, "signing_secret"}, where, errors):
+        return 0
+    hook = OperationalWebhook.objects.filter(brand=brand).first() or OperationalWebhook(brand=brand)
+    reported = len(errors)
+    values = _entry_values(item, OPS_FIELDS, ("signing_secret",), where, secrets, errors)
+    if len(errors) == reported and ("signing_secret" in values or hook.pk is None):
+        secret = values.get("signing_secret", "")
+        problems = signing_secret_errors(secret) if secret else ['it is always signed: give {"env": NAME}.']
+        errors.extend(f"{where}.signing_secret: {problem}" for problem in problems)
+    changed = _assign(hook, values) or hook.pk is None
+    _validation_errors(hook, where, errors, exclude=["brand"])
+    if not apply or errors or not changed:
+        return 0
+    hook.save()
+    return 1
+
+
 register_config_section("brand_settings", brand_settings_export, brand_settings_load)
 register_config_section("crm_syncs", crm_syncs_export, crm_syncs_load)
+register_config_section("operational_webhook", operational_webhook_export, operational_webhook_load)
 
 
 # ------------------------------------------------------------------ file

@@ -21,7 +21,14 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from hooks.outbound.configio import SecretResolver, exported_value, register_config_section, secret_ref
+from hooks.outbound.configio import (
+    TRAFFIC_FIELDS,
+    SecretResolver,
+    exported_value,
+    register_config_section,
+    secret_ref,
+    traffic_values,
+)
 from hooks.outbound.models import SECRET_FIELDS
 from hooks.outbound.registry import register_source
 from hub import redaction
@@ -52,6 +59,7 @@ EXPORT_FIELDS = (
     "api_key_header",
     "verify_ssl",
     "timeout_seconds",
+    *TRAFFIC_FIELDS,
 )
 
 
@@ -369,6 +377,7 @@ def rules_config_load(brand: Brand, items: Any, secrets: SecretResolver, errors:
         rule = existing.get(name) or EventRule(brand=brand, name=name)
         changed = rule.pk is None
         values = {attr: item[attr] for attr in RULE_FIELDS if attr in item}
+        traffic_values(values, where, errors)
         if "conditions" in values:
             try:
                 values["conditions"] = conditions_clean(values["conditions"])

@@ -67,12 +67,22 @@ def disable_after_seconds() -> int:
 # ------------------------------------------------------------------ the breaker (claim query)
 
 
+def breaker_enabled() -> bool:
+    """HUB_CIRCUIT_BREAKER (default on). Off: a failing destination gets every
+    due delivery on its retry schedule, as before issue 11 (health, alerts and
+    auto-disable still work); the claim query then has no breaker filter."""
+    return bool(getattr(settings, "HUB_CIRCUIT_BREAKER", True))
+
+
 def breaker_allows(moment: datetime) -> Any:
     """A filter for the claim query: a delivery is held when its destination is
     disabled, or failing and either its probe time has not come or an older
     open delivery of the destination exists (that one is the probe). One
     indexed NOT EXISTS on the health row: a destination without a row, or with
-    a healthy row, passes at the first test."""
+    a healthy row, passes at the first test. With the breaker off: no filter
+    (a disabled destination's deliveries are paused, and new ones are not made)."""
+    if not breaker_enabled():
+        return Q()
     earlier_open = Delivery.objects.filter(
         source_kind=OuterRef("source_kind"),
         source_id=OuterRef("source_id"),
@@ -93,7 +103,8 @@ def breaker_trips(result: Any) -> bool:  # an attempt.SendResult (attempt import
     the same destination is given back unsent (the breaker then holds it)."""
     outcome = result.outcome
     return (
-        result.delivery.source_kind in TRACKED_KINDS
+        breaker_enabled()
+        and result.delivery.source_kind in TRACKED_KINDS
         and not result.obsolete
         and outcome is not None
         and not outcome.succeeded

@@ -269,6 +269,30 @@ def test_the_claim_stays_one_query_with_a_failing_destination(brand, httpserver,
     assert "outbound_destinationhealth" in failing[0]
 
 
+def test_with_the_breaker_off_every_due_delivery_is_tried_and_health_is_still_kept(brand, httpserver, clock, settings):
+    """HUB_CIRCUIT_BREAKER=false: the dead CRM gets all 5 due deliveries (no
+    probe), each retried on its schedule; the health row and its alerts are
+    kept as usual, and the claim query has no breaker filter."""
+    settings.HUB_CIRCUIT_BREAKER = False
+    crm = Crm(httpserver)
+    _sync, action = make_create_only(brand, httpserver.url_for("").rstrip("/"))
+    for n in range(5):
+        factories.customer(brand, first_name=f"Off{n}")
+
+    run_all()
+    assert crm.people_requests(httpserver) == 5
+    row = DestinationHealth.objects.get(source_id=action.pk)
+    assert (row.state, row.consecutive_failures, row.alert_step) == ("failing", 5, 1)  # 5 of 10: the 50 % alert
+    clock.advance(seconds=INTERVAL)
+    with CaptureQueriesContext(connection) as captured:
+        rows = claim.deliveries_claim()
+    assert len(rows) == 5
+    claim.deliveries_release(deliveries=rows)
+    assert not any("outbound_destinationhealth" in q["sql"] for q in captured.captured_queries)
+    run_all()
+    assert crm.people_requests(httpserver) == 10
+
+
 def test_retry_now_probes_at_once(brand, httpserver, clock):
     crm = Crm(httpserver)
     make_create_only(brand, httpserver.url_for("").rstrip("/"))

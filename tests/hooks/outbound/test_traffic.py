@@ -166,6 +166,90 @@ def test_a_deferred_delivery_keeps_its_customer_s_order(brand, httpserver, recei
     assert update.state == "pending"
 
 
+# ------------------------------------------------------------------ the rate limit (GCRA with a tolerance)
+
+
+def limited_action(brand, receiver_url, rate) -> CrmSyncAction:
+    sync = make_sync(brand, receiver_url)
+    CrmSyncAction.objects.filter(sync=sync).update(rate_limit_per_second=rate)
+    return CrmSyncAction.objects.get(sync=sync, action="create")
+
+
+def test_a_limit_not_reached_never_makes_anyone_wait_and_costs_one_statement(
+    brand, receiver_url, clock, django_assert_num_queries
+):
+    """10/s configured, two workers sending 8 a second in pairs 25 ms apart:
+    every request goes at once (a pair is within the 25 ms tolerance), each
+    after one UPDATE … RETURNING."""
+    action = limited_action(brand, receiver_url, 10)
+    key = ("crm_action", action.pk)
+    gate = traffic.Gate()
+    start = clock()
+    traffic._reserve(key, 10.0, 1, gate)  # the destination's first request creates its row
+    DestinationThrottle.objects.filter(source_id=action.pk).update(next_allowed_at=start)
+    delivery = Delivery(source_kind="crm_action", source_id=action.pk)
+    for offset_ms in (0, 25, 250, 275, 500, 525, 750, 775, 1000, 1025):
+        clock.current = start + timedelta(milliseconds=offset_ms)
+        began = time.monotonic()
+        with django_assert_num_queries(1):
+            assert traffic.admit(delivery=delivery, config=action, gate=gate) is None
+        assert time.monotonic() - began < 0.5  # no sleep for a slot
+    assert DestinationThrottle.objects.get(source_id=action.pk).next_allowed_at == start + timedelta(seconds=1.2)
+
+
+def test_a_high_limit_takes_one_statement_for_a_batch_and_drops_slots_it_came_too_late_for(
+    brand, receiver_url, clock, django_assert_num_queries
+):
+    """2 000/s: one reservation covers the batch's 10 deliveries to the
+    destination (25 ms worth of slots at most); a slot used more than 25 ms
+    late is dropped and the worker reserves again."""
+    action = limited_action(brand, receiver_url, 2000)
+    gate = traffic.Gate()
+    batch = [Delivery(source_kind="crm_action", source_id=action.pk) for _ in range(60)]
+    traffic._reserve(("crm_action", action.pk), 2000.0, 1, gate)  # creates the row
+    with django_assert_num_queries(1):
+        for index in range(10):
+            assert traffic.admit(delivery=batch[index], config=action, gate=gate, rest=batch[index:10]) is None
+    assert gate.slots[("crm_action", action.pk)] == []
+    with django_assert_num_queries(2):  # 20 left in that batch, at most 50 slots (25 ms) per reservation
+        for index in range(10, 20):
+            assert traffic.admit(delivery=batch[index], config=action, gate=gate, rest=batch[index:60]) is None
+        clock.advance(milliseconds=60)  # the 40 slots left (up to 30 ms ahead) are more than 25 ms late now
+        assert traffic.admit(delivery=batch[20], config=action, gate=gate, rest=batch[20:60]) is None
+    assert len(gate.slots[("crm_action", action.pk)]) == 39
+
+
+def test_the_tolerance_bounds_a_burst_to_5_percent_of_a_second_above_the_limit(brand, receiver_url, clock):
+    """100/s, every worker asking at the same instant: 3 requests go at once
+    (the 25 ms tolerance), then one every 10 ms; a slot more than 1 s away is
+    not taken (the delivery comes back then). With the 25 ms a slot may be used
+    late, any n consecutive requests span at least (n - 1)/rate - 50 ms."""
+    action = limited_action(brand, receiver_url, 100)
+    key = ("crm_action", action.pk)
+    gate = traffic.Gate()
+    start = clock()
+    send_at = []
+    while True:
+        when, taken = traffic._reserve(key, 100.0, 1, gate)
+        if not taken:
+            break
+        early = (when - start).total_seconds() - traffic.TOLERANCE_SECONDS
+        send_at.append(max(round(early, 6), 0.0))  # what admit waits for
+        assert len(send_at) < 200
+    assert send_at[:6] == [0.0, 0.0, 0.0, 0.005, 0.015, 0.025]
+    assert sum(1 for at in send_at if at < 1.0) == 103  # rate x (1 s + 25 ms): the early half of the bound
+    assert max(send_at) <= traffic.MAX_WAIT_SECONDS
+    for i in range(len(send_at)):
+        for j in range(i + 1, len(send_at)):
+            assert send_at[j] - send_at[i] >= (j - i) / 100 - traffic.TOLERANCE_SECONDS - 1e-6
+    assert traffic.TOLERANCE_SECONDS + traffic.LATE_SECONDS == 0.05  # the documented bound
+    # The refused one was told when to come back, and nothing was taken for it.
+    assert round((when - start).total_seconds(), 6) == round(send_at[-1] + 0.01, 6)
+    before = DestinationThrottle.objects.get(source_id=action.pk).next_allowed_at
+    assert traffic._reserve(key, 100.0, 1, gate)[1] is False
+    assert DestinationThrottle.objects.get(source_id=action.pk).next_allowed_at == before
+
+
 # ------------------------------------------------------------------ Recover since
 
 

@@ -11,7 +11,7 @@ import time
 import pytest
 from werkzeug import Response
 
-from hooks.outbound.engine import outbox
+from hooks.outbound.engine import outbox, traffic
 from hooks.outbound.models import CrmSyncAction, Delivery
 from tests import factories
 
@@ -63,4 +63,9 @@ def test_a_rate_limit_of_5_per_second_holds_across_two_clusters(brand, httpserve
     spans = [times[i + RATE] - times[i] for i in range(len(times) - RATE)]
     assert min(spans) >= 0.9, f"{RATE + 1} requests within {min(spans):.2f} s; per second: {per_second}"
     assert max(per_second.values()) <= RATE + 1, per_second
+    # The documented bound (docs/outbound-webhooks.md): any n consecutive requests span at least
+    # (n - 1)/rate - 50 ms (tolerance and lateness), less 0.1 s of scheduling jitter at the receiver.
+    slack = traffic.TOLERANCE_SECONDS + traffic.LATE_SECONDS + 0.1
+    short = [(j - i, times[j] - times[i]) for i in range(COUNT) for j in range(i + 1, COUNT)]
+    assert all(span >= n / RATE - slack for n, span in short), min(short, key=lambda p: p[1] - p[0] / RATE)
     assert not Delivery.objects.filter(attempts__gt=1).exists()  # waiting for a slot is not an attempt
