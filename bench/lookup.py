@@ -190,7 +190,13 @@ def seed(n: int, hot: int, url: str) -> dict:
         "m8com": credential_issue(brand=brand, integration="m8com")[1],
     }
     stride = max(1, n // hot)
-    brand_ns = types.SimpleNamespace(time_zone=brand.time_zone)
+    # What customers.documents reads of the brand: its time zone and matching policy.
+    brand_ns = types.SimpleNamespace(
+        time_zone=brand.time_zone,
+        phone_address_types=brand.phone_address_types,
+        suffix_match_digits=brand.suffix_match_digits,
+        own_lines=brand.own_lines,
+    )
     now = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
     def fields(model):
