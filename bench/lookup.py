@@ -357,7 +357,7 @@ def gunicorn_start(args, url: str, log: Path, *, port: int = 0, extra_env: dict 
         "PYTHONPATH": f"{ROOT}:{ROOT / 'bench'}",
     }
     env.pop("REDIS_URL", None)
-    if args.redis:
+    if getattr(args, "redis", ""):  # bench/lookup_chain.py has no --redis
         env["REDIS_URL"] = args.redis  # Redis cache: the lookup cache's shared level (HUB_LOOKUP_CACHE_SHARED)
     env.update(extra_env or {})
     command = [
