@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """CPU per lookup, in-process: where a lookup's time goes, without the network.
 
-Calls the hub's WSGI application directly (as gunicorn's sync worker does,
-same settings and middleware as bench/lookup.py) against a database seeded by
+Calls the hub's WSGI application (config.wsgi) directly (as gunicorn's sync
+worker does, same settings and middleware as bench/lookup.py) against a database seeded by
 bench/lookup.py, and prints the process CPU per request (``time.process_time``,
 all threads of this process: the request log writer included) and the wall
 time, for:
@@ -10,7 +10,10 @@ time, for:
 * the ceiling view (bench/lookup_peer.py ``ceiling``);
 * each lookup answered from the cache (the same request again and again);
 * each lookup not answered from the cache (every request a different hot
-  customer, the in-process cache turned off).
+  customer, the in-process cache turned off);
+* each of these again through Django's middleware stack and URL resolver
+  (``<scenario>@django``: a plain WSGIHandler, as before the lookup fast path,
+  hooks.inbound.fastpath), so one run compares the two.
 
 The PostgreSQL backend's CPU for this connection is read from /proc (the
 server must run on this machine; 10 ms clock ticks, so use enough requests).
@@ -27,7 +30,6 @@ rounds (medians printed). No network besides the local database.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import statistics
@@ -40,6 +42,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from lookup import HIT_BASE, MISS_BASE, RESULTS, SLUG  # noqa: E402
+
+DJANGO = "@django"  # a scenario's requests through Django's middleware stack, not the lookup fast path
 
 
 def main() -> None:
@@ -65,9 +69,11 @@ def main() -> None:
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     os.environ.setdefault("SYNCLOG_FLUSH_INTERVAL", "0.5")
     os.environ.setdefault("CONN_MAX_AGE", "600")
-    from django.core.wsgi import get_wsgi_application
+    from django.core.handlers.wsgi import WSGIHandler
 
-    app = get_wsgi_application()
+    from config.wsgi import application as app  # what gunicorn serves: the lookup fast path included
+
+    django_app = WSGIHandler()  # the same requests through Django's middleware stack and URL resolver
     if args.no_request_log:
         from synclog import writer
 
@@ -87,26 +93,10 @@ def main() -> None:
         number = MISS_BASE + i if i % 5 == 4 else HIT_BASE + (i % hot) * stride
         return f"fromNumber=%2B316{number:08d}&toNumber=%2B31201234567"
 
+    from tests.wsgi_client import wsgi_environ
+
     def environ(path: str, query: str, authorization: str = "") -> dict:
-        env = {
-            "REQUEST_METHOD": "GET",
-            "PATH_INFO": path,
-            "QUERY_STRING": query,
-            "SERVER_NAME": "127.0.0.1",
-            "SERVER_PORT": "18765",
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "REMOTE_ADDR": "127.0.0.1",
-            "HTTP_HOST": "127.0.0.1",
-            "wsgi.url_scheme": "http",
-            "wsgi.input": io.BytesIO(b""),
-            "wsgi.errors": sys.stderr,
-            "wsgi.multithread": False,
-            "wsgi.multiprocess": True,
-            "wsgi.run_once": False,
-        }
-        if authorization:
-            env["HTTP_AUTHORIZATION"] = authorization
-        return env
+        return wsgi_environ("GET", path, query, {"Authorization": authorization} if authorization else {})
 
     statuses: dict[int, int] = {}
 
@@ -114,8 +104,8 @@ def main() -> None:
         code = int(status[:3])
         statuses[code] = statuses.get(code, 0) + 1
 
-    def call(env: dict) -> None:
-        body = app(env, start_response)
+    def call(env: dict, handler=app) -> None:
+        body = handler(env, start_response)
         for _ in body:
             pass
         body.close()
@@ -123,7 +113,8 @@ def main() -> None:
     offset = [0]
 
     def scenario(name: str):
-        """A list of environs for one round."""
+        """A list of environs for one round (``<name>@django``: the same requests, through Django)."""
+        name = name.removesuffix(DJANGO)
         n = args.requests
         if name == "ceiling":
             return [environ("/bench/ceiling", "") for _ in range(n)], True
@@ -140,6 +131,7 @@ def main() -> None:
         raise SystemExit(f"unknown scenario {name}")
 
     names = ["ceiling", "omnidesk_cached", "omnidesk_uncached", "m8com_cached", "m8com_uncached"]
+    names += [name + DJANGO for name in names[1:]]
     if args.only:
         names = ["ceiling", *(name for name in args.only.split(",") if name in names and name != "ceiling")]
 
@@ -158,15 +150,16 @@ def main() -> None:
 
     def run(name: str) -> tuple[float, float, float]:
         envs, cache = scenario(name)
+        handler = django_app if name.endswith(DJANGO) else app
         size = lookup_cache.size
         lookup_cache.size = size if cache else 0
         try:
             for env in envs[:50]:  # warm: connection, caches, first-use imports
-                call(env)
+                call(env, handler)
             server = server_cpu()
             cpu, wall = time.process_time(), time.perf_counter()
             for env in envs:
-                call(env)
+                call(env, handler)
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
             server = server_cpu() - server
         finally:
@@ -179,12 +172,13 @@ def main() -> None:
 
         run(args.profile)
         envs, cache = scenario(args.profile)
+        handler = django_app if args.profile.endswith(DJANGO) else app
         size = lookup_cache.size
         lookup_cache.size = size if cache else 0
         profiler = cProfile.Profile()
         profiler.enable()
         for env in envs:
-            call(env)
+            call(env, handler)
         profiler.disable()
         lookup_cache.size = size
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)

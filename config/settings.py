@@ -258,6 +258,8 @@ HUB_TRUSTED_PROXY_COUNT = env.int("HUB_TRUSTED_PROXY_COUNT", default=0)
 # Django's shared cache too when HUB_LOOKUP_CACHE_SHARED (default: when REDIS_URL is set).
 HUB_LOOKUP_CACHE_SIZE = env.int("HUB_LOOKUP_CACHE_SIZE", default=10_000)
 HUB_LOOKUP_CACHE_SHARED = env.bool("HUB_LOOKUP_CACHE_SHARED", default=bool(env.str("REDIS_URL", default="")))
+# The lookup endpoints answered before the middleware stack (hooks.inbound.fastpath; config/wsgi.py).
+HUB_LOOKUP_FAST_PATH = env.bool("HUB_LOOKUP_FAST_PATH", default=True)
 # Lookup sources (hooks.sources): worker threads per process for upstream calls.
 HUB_LOOKUP_SOURCE_THREADS = env.int("HUB_LOOKUP_SOURCE_THREADS", default=32)
 

@@ -20,7 +20,8 @@ from typing import Any
 from django.db.models import F, Window
 from django.db.models.functions import RowNumber
 
-from .models import Activity, Address, Customer, CustomField
+from .matching import phone_policy
+from .models import Activity, Address, AddressKind, Customer, CustomField
 from .normalize import PHONE_KINDS
 
 # M8Com: "A list of up to 10 activities per type", newest first.
@@ -205,6 +206,31 @@ def m8com_activity(a: Activity) -> dict[str, Any]:
     return item
 
 
+def _entry(value: str, comment: str) -> dict[str, str]:
+    """M8Com's Email / PhoneNumber object: ``id`` and the optional ``comment``."""
+    return {"id": value, "comment": comment} if comment else {"id": value}
+
+
+def m8com_phone_numbers(data: CustomerData) -> list[dict[str, str]]:
+    """The card's ``phoneNumbers``: the customer's numbers of every address type the
+    brand's matching policy counts as a phone (customers.matching: the types a lookup
+    finds the caller by, e.g. WhatsApp), in stored order, each number once (E.164).
+    A number of another type than ``telephone`` without a comment of its own is
+    labelled with its type ("WhatsApp"), so the agent sees which channel it is.
+    Depends on the brand's policy: a change of its phone types rebuilds the stored
+    contacts (customers.services.on_brand_phone_address_types_changed)."""
+    kinds = phone_policy(data.customer.brand).kinds
+    seen: set[str] = set()
+    phones = []
+    for a in data.addresses:
+        if a.kind not in kinds or a.normalized in seen:
+            continue
+        seen.add(a.normalized)
+        label = "" if a.kind == AddressKind.TELEPHONE else AddressKind(a.kind).label
+        phones.append(_entry(a.normalized, a.comment or label))
+    return phones
+
+
 def m8com_contact(data: CustomerData) -> dict[str, Any]:
     """M8Com number lookup response, without the brand-templated links
     (moreInfoUrl fallback, createActivityUrls), which are added per request."""
@@ -218,19 +244,9 @@ def m8com_contact(data: CustomerData) -> dict[str, Any]:
     }
     contact.update({key: value for key, value in optional.items() if value})
 
-    def entries(kinds: set[str]) -> list[dict[str, str]]:
-        out = []
-        for a in data.addresses:
-            if a.kind in kinds:
-                entry = {"id": a.normalized if a.kind in PHONE_KINDS else a.value.strip()}
-                if a.comment:
-                    entry["comment"] = a.comment
-                out.append(entry)
-        return out
-
-    if emails := entries({"email"}):
+    if emails := [_entry(a.value.strip(), a.comment) for a in data.addresses if a.kind == "email"]:
         contact["emails"] = emails
-    if phones := entries({"telephone"}):
+    if phones := m8com_phone_numbers(data):
         contact["phoneNumbers"] = phones
     company = {key: value for key, value in (("name", customer.company_name), ("title", customer.job_title)) if value}
     if company:

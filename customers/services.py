@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 import zoneinfo
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -210,34 +210,73 @@ def customers_refresh(*, customer_ids: list[int]) -> dict[int, documents.Custome
     return {data.customer.pk: data for data in loaded}
 
 
+def _stored_answers_rebuild(
+    *, brand_id: int, having: Exists, build: Callable[[documents.CustomerData], None], field: str, batch_size: int
+) -> int:
+    """Rebuild one stored answer (``field``) of the brand's customers matching
+    ``having``, in batches, in the caller's transaction; no customer events (no
+    customer changed). Returns the number of customers rebuilt."""
+    pks = list(Customer.objects.filter(brand_id=brand_id).filter(having).order_by("pk").values_list("pk", flat=True))
+    for start in range(0, len(pks), batch_size):
+        loaded = documents.load(pks[start : start + batch_size])
+        for data in loaded:
+            build(data)
+        Customer.objects.bulk_update([data.customer for data in loaded], [field], batch_size=500)
+    if pks:
+        brand_touch(brand_id=brand_id)
+    return len(pks)
+
+
 def customers_time_zone_rebuild(*, brand_id: int, batch_size: int = 1000) -> int:
     """Rebuild the stored Omnidesk answers of the brand's customers that have a
     timeline, after the brand's time zone changed (Omnidesk ``lastUpdate`` is in
     the brand's time zone; nothing else in the stored answers depends on it).
     In the caller's transaction; no customer events (no customer changed).
     Returns the number of customers rebuilt."""
-    with_timeline = Activity.objects.filter(customer_id=OuterRef("pk"))
-    pks = list(
-        Customer.objects.filter(brand_id=brand_id)
-        .filter(Exists(with_timeline))
-        .order_by("pk")
-        .values_list("pk", flat=True)
+
+    def build(data: documents.CustomerData) -> None:
+        tz = zoneinfo.ZoneInfo(data.customer.brand.time_zone)
+        data.customer.omnidesk_document = documents.dumps(documents.omnidesk_element(data, tz))
+
+    return _stored_answers_rebuild(
+        brand_id=brand_id,
+        having=Exists(Activity.objects.filter(customer_id=OuterRef("pk"))),
+        build=build,
+        field="omnidesk_document",
+        batch_size=batch_size,
     )
-    for start in range(0, len(pks), batch_size):
-        loaded = documents.load(pks[start : start + batch_size])
-        for data in loaded:
-            tz = zoneinfo.ZoneInfo(data.customer.brand.time_zone)
-            data.customer.omnidesk_document = documents.dumps(documents.omnidesk_element(data, tz))
-        Customer.objects.bulk_update([data.customer for data in loaded], ["omnidesk_document"], batch_size=500)
-    if pks:
-        brand_touch(brand_id=brand_id)
-    return len(pks)
 
 
 def on_brand_time_zone_changed(sender, *, brand_id: int, **kwargs) -> None:
     """hub.events.brand_time_zone_changed (connected in CustomersConfig.ready): the
     stored Omnidesk answers follow the brand's new time zone, in the change's transaction."""
     customers_time_zone_rebuild(brand_id=brand_id)
+
+
+def customers_phone_numbers_rebuild(*, brand_id: int, kinds: Iterable[str], batch_size: int = 1000) -> int:
+    """Rebuild the stored M8Com contacts of the brand's customers holding an
+    address of one of ``kinds`` (the types that started or stopped counting as a
+    phone): the card's ``phoneNumbers`` list the numbers of the types the brand's
+    policy counts (customers.documents.m8com_phone_numbers). Returns the number rebuilt."""
+
+    def build(data: documents.CustomerData) -> None:
+        data.customer.m8com_document = documents.dumps(documents.m8com_contact(data))
+
+    return _stored_answers_rebuild(
+        brand_id=brand_id,
+        having=Exists(Address.objects.filter(customer_id=OuterRef("pk"), kind__in=list(kinds))),
+        build=build,
+        field="m8com_document",
+        batch_size=batch_size,
+    )
+
+
+def on_brand_phone_address_types_changed(sender, *, brand_id: int, old_types, new_types, **kwargs) -> None:
+    """hub.events.brand_phone_address_types_changed (connected in CustomersConfig.ready):
+    the stored M8Com contacts of the customers concerned, in the change's transaction."""
+    changed = set(old_types or []) ^ set(new_types or [])
+    if changed:
+        customers_phone_numbers_rebuild(brand_id=brand_id, kinds=sorted(changed))
 
 
 def customer_event_emit(*, event_type: str, data: documents.CustomerData, changed: list[str] | None = None) -> None:

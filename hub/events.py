@@ -43,6 +43,11 @@ EVENT_TYPES = [
 # whose timeline lastUpdate is written in the brand's time zone.
 brand_time_zone_changed = Signal()
 
+# The address types a brand counts as a phone changed (hub.services.brand_update),
+# sent with brand_id, old_types and new_types. customers rebuilds the stored M8Com
+# contacts, whose phoneNumbers list the numbers of those types.
+brand_phone_address_types_changed = Signal()
+
 
 @dataclass(frozen=True)
 class Event:

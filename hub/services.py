@@ -11,7 +11,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from . import generations
-from .events import brand_time_zone_changed
+from .events import brand_phone_address_types_changed, brand_time_zone_changed
 from .models import Brand, Credential, Integration, Membership, Role
 
 logger = logging.getLogger(__name__)
@@ -75,7 +75,9 @@ def brand_update(*, brand: Brand, update_fields: list[str] | None = None) -> Bra
     (they carry the brand's region and links) and, when the time zone changed,
     tells the apps (hub.events.brand_time_zone_changed): customers rebuilds the
     brand's stored Omnidesk answers, whose timeline ``lastUpdate`` is rendered in
-    the brand's time zone (customers.documents). The cache
+    the brand's time zone (customers.documents); likewise the stored M8Com contacts
+    when the address types counted as a phone changed
+    (hub.events.brand_phone_address_types_changed: the card's phoneNumbers). The cache
     generation is never written from the instance (a form loaded before a
     change elsewhere holds an old one; writing it back could let a later
     generation meet answers cached under it before): it is only ever bumped.
@@ -89,17 +91,24 @@ def brand_update(*, brand: Brand, update_fields: list[str] | None = None) -> Bra
         if brand._state.adding or brand.pk is None:
             brand.save()
             return brand
-        stored_time_zone = (
-            Brand.objects.select_for_update().filter(pk=brand.pk).values_list("time_zone", flat=True).first()
+        stored = (
+            Brand.objects.select_for_update()
+            .filter(pk=brand.pk)
+            .values_list("time_zone", "phone_address_types")
+            .first()
         )
         if fields:
             brand.save(update_fields=fields)  # bumps the generation (hub.models: every saved brand)
         else:
             brand_touch(brand_id=brand.pk)
-        if stored_time_zone is not None and stored_time_zone != brand.time_zone:
-            # In this transaction: a subscriber's failure undoes the change (customers rebuilds).
+        # In this transaction: a subscriber's failure undoes the change (customers rebuilds).
+        if stored is not None and stored[0] != brand.time_zone:
             brand_time_zone_changed.send(
-                sender=Brand, brand_id=brand.pk, old_time_zone=stored_time_zone, new_time_zone=brand.time_zone
+                sender=Brand, brand_id=brand.pk, old_time_zone=stored[0], new_time_zone=brand.time_zone
+            )
+        if stored is not None and list(stored[1] or []) != list(brand.phone_address_types or []):
+            brand_phone_address_types_changed.send(
+                sender=Brand, brand_id=brand.pk, old_types=stored[1], new_types=brand.phone_address_types
             )
         brand.generation = Brand.objects.filter(pk=brand.pk).values_list("generation", flat=True).get()
     return brand

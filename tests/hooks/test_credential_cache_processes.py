@@ -41,7 +41,8 @@ M8COM = "/hooks/m8com/acme/lookup"
 
 
 class HubProcess:
-    def __init__(self, env: dict[str, str]):
+    def __init__(self, env: dict[str, str], via: str = "client"):
+        self.via = via
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.hooks.lookup_process"],
             cwd=ROOT,
@@ -55,6 +56,12 @@ class HubProcess:
         assert self.read() == {"ready": True}
 
     def read(self) -> dict:
+        answer = self._read()
+        if self.via == "wsgi" and "status" in answer:
+            assert answer["fast"], "config.wsgi's lookup fast path is off in the hub process"
+        return answer
+
+    def _read(self) -> dict:
         assert self.process.stdout is not None
         ready, _, _ = select.select([self.process.stdout], [], [], DEADLINE_SECONDS)
         if not ready:
@@ -72,11 +79,15 @@ class HubProcess:
 
     def omnidesk(self, secret: str) -> dict:
         params = {"key": secret, "channelAddressType": "phoneNumber", "address": "+31612312312"}
-        return self.send(op="get", path=OMNIDESK, params=params)
+        return self.send(op="get", path=OMNIDESK, params=params, via=self.via)
 
     def m8com(self, secret: str) -> dict:
         return self.send(
-            op="get", path=M8COM, params={"fromNumber": "+31612312312"}, headers={"Authorization": f"Bearer {secret}"}
+            op="get",
+            path=M8COM,
+            params={"fromNumber": "+31612312312"},
+            headers={"Authorization": f"Bearer {secret}"},
+            via=self.via,
         )
 
     def stop(self) -> None:
@@ -85,8 +96,10 @@ class HubProcess:
         self.process.wait(timeout=10)
 
 
+# client: Django's whole stack; wsgi: config.wsgi.application, the lookup fast path gunicorn serves.
+@pytest.mark.parametrize("via", ["client", "wsgi"])
 @pytest.mark.parametrize("shared", ["file", "redis"])
-def test_a_key_revoked_in_one_process_is_refused_by_the_other_at_once(brand, tmp_path, shared):
+def test_a_key_revoked_in_one_process_is_refused_by_the_other_at_once(brand, tmp_path, shared, via):
     if shared == "redis":
         generations.RedisBoard(REDIS_URL).reset()
         board_env = {"REDIS_URL": REDIS_URL, "HUB_CREDENTIAL_CACHE": "redis"}
@@ -110,8 +123,8 @@ def test_a_key_revoked_in_one_process_is_refused_by_the_other_at_once(brand, tmp
         "LOG_LEVEL": "WARNING",
         **board_env,
     }
-    serving = HubProcess(env)
-    revoking = HubProcess(env)
+    serving = HubProcess(env, via)
+    revoking = HubProcess(env, via)
     try:
         for process in (serving, revoking):
             assert process.omnidesk(omnidesk_secret)["status"] == 200

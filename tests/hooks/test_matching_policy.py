@@ -24,6 +24,8 @@ SWITCHBOARD = "+31205550100"
 UNKNOWN = "+31600000001"
 
 WENDY_CARD = {"displayName": "Wendy Wassup", "firstName": "Wendy", "lastName": "Wassup"}
+# Her card once the brand counts WhatsApp as a phone: the number she was matched by is on it.
+WENDY_CARD_WHATSAPP = {**WENDY_CARD, "phoneNumbers": [{"id": MARIA, "comment": "WhatsApp"}]}
 WENDY_ELEMENT = {
     "addresses": [{"address": MARIA, "type": "whatsapp"}],
     "customerFirstname": "Wendy",
@@ -100,7 +102,7 @@ def test_a_whatsapp_number_is_found_only_when_the_brand_counts_it_as_a_phone(cli
     # The brand counts WhatsApp as a phone: the very next lookups find her (the cached misses are not served).
     policy(brand, phone_address_types=["telephone", "whatsapp"])
     response = m8com(client, m8com_secret, fromNumber=MARIA)
-    assert (response.status_code, json.loads(response.content)) == (200, WENDY_CARD)
+    assert (response.status_code, json.loads(response.content)) == (200, WENDY_CARD_WHATSAPP)
     response = omnidesk(client, omnidesk_key, channelAddressType="phoneNumber", address=MARIA)
     assert response.status_code == 200
     assert response["Content-Type"] == "application/json; charset=utf-8"
