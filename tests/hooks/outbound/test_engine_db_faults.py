@@ -143,7 +143,9 @@ def test_a_connection_ended_mid_batch_records_what_was_sent_and_hands_the_rest_o
     worker_pid = backend_pid()
 
     assert run.deliveries_run() == 2
-    assert pids == [1]  # the worker's connection was the test database's only one
+    # Terminated once, the worker's connection among them (a live-server thread left by an
+    # earlier test may hold another); that it was the worker's shows below: it reconnected.
+    assert len(pids) == 1 and pids[0] >= 1
     assert len(received) == 2
     rows = deliveries()
     assert [(d.state, d.attempts, d.lease_expires_at) for d in rows] == [("delivered", 1, None)] * 2 + [
