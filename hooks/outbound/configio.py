@@ -12,8 +12,6 @@ are left alone.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -29,6 +27,7 @@ from hub.redaction import mask, redact_url
 from hub.services import brand_update
 
 from .models import ACTION_ENABLED_DEFAULTS, SECRET_FIELDS, CrmAction, CrmSync, CrmSyncAction, OperationalWebhook
+from .transport import signing_secret_errors
 
 FORMAT = "hookhub-config"
 VERSION = 1
@@ -318,17 +317,6 @@ def operational_webhook_export(brand: Brand) -> dict | None:
         **{name: exported_value(name, getattr(hook, name)) for name in OPS_FIELDS},
         "signing_secret": secret_ref(brand, hook.signing_secret, "operational_webhook", "signing_secret"),
     }
-
-
-def signing_secret_errors(secret: str) -> list[str]:
-    """A Standard Webhooks secret as the hub generates them: whsec_ and 24 to 64 bytes in base64."""
-    if not secret.startswith("whsec_"):
-        return ['a Standard Webhooks secret starts with "whsec_" (generate one in the admin).']
-    try:
-        size = len(base64.b64decode(secret.removeprefix("whsec_"), validate=True))
-    except (binascii.Error, ValueError):
-        return ['the part after "whsec_" must be base64.']
-    return [] if 24 <= size <= 64 else [f"the secret must be 24 to 64 bytes, not {size}."]
 
 
 def operational_webhook_load(brand: Brand, item: Any, secrets: SecretResolver, errors: list[str], apply: bool) -> int:

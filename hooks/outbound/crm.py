@@ -19,7 +19,6 @@ test" and signing-secret generation.
 
 from __future__ import annotations
 
-import base64
 import json
 import threading
 from typing import Any
@@ -32,6 +31,7 @@ from hub.events import Event
 from . import registry
 from .engine import attempt, claim, clock, outbox
 from .models import CRM_EVENT_ACTIONS, CrmAction, CrmSync, CrmSyncAction, Delivery, DeliveryState, RemoteId
+from .transport import signing_secret_new
 
 SOURCE_KIND = "crm_action"
 # The authentication a tab may set for itself (else the sync's applies).
@@ -302,10 +302,8 @@ def crm_sync_test_delivery(*, action: CrmSyncAction, customer_snapshot: dict) ->
 
 
 def crm_sync_set_signing_secret(*, sync: CrmSync) -> str:
-    """Generate a Standard Webhooks secret (whsec_ + 32 random bytes); returned once."""
-    import secrets as pysecrets
-
-    secret = "whsec_" + base64.b64encode(pysecrets.token_bytes(32)).decode()
+    """Generate a Standard Webhooks secret (transport.signing_secret_new); returned once."""
+    secret = signing_secret_new()
     sync.signing_secret = secret
     sync.save(update_fields=["signing_secret", "updated_at"])
     return secret

@@ -25,7 +25,10 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
+import secrets
 import socket
 import threading
 import time
@@ -162,6 +165,26 @@ def _open(rendered: RenderedRequest, headers: dict[str, str], *, verify_ssl: boo
         preload_content=False,
         decode_content=True,
     )
+
+
+SECRET_PREFIX = "whsec_"  # Standard Webhooks: the prefix, then the key in base64
+
+
+def signing_secret_new() -> str:
+    """A new Standard Webhooks signing secret: whsec_ + 32 random bytes in base64."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def signing_secret_errors(secret: str) -> list[str]:
+    """What is wrong with ``secret`` as a signing secret ([] when nothing): the prefix
+    and 24 to 64 bytes of base64, as the hub generates them."""
+    if not secret.startswith(SECRET_PREFIX):
+        return [f'a Standard Webhooks secret starts with "{SECRET_PREFIX}" (generate one in the admin).']
+    try:
+        size = len(base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True))
+    except (binascii.Error, ValueError):
+        return [f'the part after "{SECRET_PREFIX}" must be base64.']
+    return [] if 24 <= size <= 64 else [f"the secret must be 24 to 64 bytes, not {size}."]
 
 
 def sign(secret: str, message_id: str, timestamp: int, body: str) -> str:

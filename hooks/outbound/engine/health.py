@@ -41,6 +41,7 @@ from hub.redaction import mask
 
 from .. import registry
 from ..models import Delivery, DestinationHealth, HealthState, OperationalWebhook
+from ..transport import signing_secret_new
 from . import clock, outbox, state
 
 logger = logging.getLogger(__name__)
@@ -412,10 +413,7 @@ class OpsRequest:
 
 def operational_webhook_set(*, brand_id: int, url: str) -> str:
     """Point the brand's operational webhook at ``url`` with a new signing secret (returned once)."""
-    import base64
-    import secrets as pysecrets
-
-    secret = "whsec_" + base64.b64encode(pysecrets.token_bytes(32)).decode()
+    secret = signing_secret_new()
     OperationalWebhook.objects.update_or_create(
         brand_id=brand_id, defaults={"url": url, "signing_secret": secret, "enabled": True}
     )
