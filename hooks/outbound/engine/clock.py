@@ -22,7 +22,6 @@ clock, so the host's ``timezone.now()`` is used there.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from datetime import datetime, timedelta
 
@@ -35,7 +34,6 @@ logger = logging.getLogger(__name__)
 SAMPLES = 3  # round trips per sync; the shortest one is kept (as NTP does)
 RETRY_AFTER_FAILURE_SECONDS = 1.0
 
-_lock = threading.Lock()
 # (database time, time.monotonic() at that instant, time.monotonic() of the sync)
 _anchor: tuple[datetime, float, float] | None = None
 _failed_at = 0.0
@@ -49,12 +47,17 @@ def now() -> datetime:
     """The engine's time: the database's clock (PostgreSQL), the host's (SQLite)."""
     if connection.vendor != "postgresql":
         return timezone.now()
+    database_time, at, _synced = _fresh_anchor()
+    return database_time + timedelta(seconds=time.monotonic() - at)
+
+
+def _fresh_anchor() -> tuple[datetime, float, float]:
+    """The reading, taken again when older than HUB_CLOCK_RESYNC_SECONDS (the first one is required)."""
     anchor = _anchor
     if anchor is None or time.monotonic() - anchor[2] > resync_seconds():
         anchor = sync(required=anchor is None)
     assert anchor is not None  # sync(required=True) raises instead
-    database_time, at, _synced = anchor
-    return database_time + timedelta(seconds=time.monotonic() - at)
+    return anchor
 
 
 def sync(*, required: bool = True) -> tuple[datetime, float, float] | None:
@@ -82,23 +85,18 @@ def sync(*, required: bool = True) -> tuple[datetime, float, float] | None:
         return _anchor
     assert best is not None
     _round_trip, database_time, midpoint = best
-    with _lock:
-        _anchor = (database_time, midpoint, time.monotonic())
+    _anchor = (database_time, midpoint, time.monotonic())  # one assignment: threads see the old or the new reading
     return _anchor
 
 
 def sync_if_due() -> None:
     """Resync when the reading is older than HUB_CLOCK_RESYNC_SECONDS (the sweeper,
     each delivery task: outside any transaction, so ``now()`` rarely has to)."""
-    if connection.vendor != "postgresql":
-        return
-    anchor = _anchor
-    if anchor is None or time.monotonic() - anchor[2] > resync_seconds():
-        sync(required=anchor is None)
+    if connection.vendor == "postgresql":
+        _fresh_anchor()
 
 
 def forget() -> None:
     """Drop the reading (tests; a process that changed databases)."""
     global _anchor, _failed_at
-    with _lock:
-        _anchor, _failed_at = None, 0.0
+    _anchor, _failed_at = None, 0.0
