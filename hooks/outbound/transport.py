@@ -145,13 +145,11 @@ def _open(rendered: RenderedRequest, headers: dict[str, str], *, verify_ssl: boo
     if url.port is not None:
         host_header += f":{url.port}"
     pool_kwargs: dict = {}
-    if scheme == "https":
-        pool_kwargs = (
-            {"server_hostname": hostname, "assert_hostname": hostname, "cert_reqs": "CERT_REQUIRED"}
-            | {"ca_certs": certifi.where()}
-            if verify_ssl
-            else {"server_hostname": hostname, "assert_hostname": False, "cert_reqs": "CERT_NONE"}
-        )
+    if scheme == "https" and verify_ssl:
+        pool_kwargs = {"server_hostname": hostname, "assert_hostname": hostname, "cert_reqs": "CERT_REQUIRED"}
+        pool_kwargs["ca_certs"] = certifi.where()
+    elif scheme == "https":
+        pool_kwargs = {"server_hostname": hostname, "assert_hostname": False, "cert_reqs": "CERT_NONE"}
     pool = _pools().connection_from_host(resolve_checked(hostname, port), port, scheme, pool_kwargs=pool_kwargs)
     return pool.urlopen(
         rendered.method,
