@@ -48,6 +48,13 @@ def main() -> None:
     parser.add_argument("--deliveries", type=int, default=3000)
     parser.add_argument("--database", default="hookhub_bench_cpu")
     parser.add_argument("--pg", default=os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432"))
+    parser.add_argument(
+        "--guards-rounds",
+        type=int,
+        default=0,
+        help="instead of the profile: N rounds of the drain with neither guard, the rate limit, the breaker "
+        "and both (rotating order), CPU and wall per delivery for each",
+    )
     args = parser.parse_args()
     import psycopg
 
@@ -79,7 +86,7 @@ def main() -> None:
         from hub.models import Brand
 
         brand = Brand.objects.create(slug="cpu", name="CPU")
-        faultkit.crm_sync_to(brand=brand, receiver_url=f"http://127.0.0.1:{port}", timeout_seconds=10, body=BODY)
+        sync = faultkit.crm_sync_to(brand=brand, receiver_url=f"http://127.0.0.1:{port}", timeout_seconds=10, body=BODY)
         numbers = iter(range(1, 10**9))
 
         def backlog() -> None:
@@ -98,6 +105,9 @@ def main() -> None:
 
         load = os.getloadavg()
         print(f"== {args.deliveries} deliveries a round; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+        if args.guards_rounds:
+            guards(args, sync=sync, backlog=backlog, drain=drain)
+            return
 
         session = requests.Session()
         cpu, wall = time.process_time(), time.perf_counter()
@@ -151,6 +161,61 @@ def main() -> None:
 
         connections.close_all()
         admin(f"DROP DATABASE IF EXISTS {args.database} WITH (FORCE)")
+
+
+GUARDS = {"neither": (None, False), "limit": (50_000.0, False), "breaker": (None, True), "both": (50_000.0, True)}
+
+
+def guards(args: argparse.Namespace, *, sync, backlog, drain) -> None:
+    """One worker in-process, the same backlog drained with each combination of
+    the guards (a rate limit far above the pace, the circuit breaker), the order
+    rotating every round: CPU and wall time per delivery, and the database
+    statements per delivery (pg_stat_database's commits)."""
+    from statistics import median
+
+    from django.conf import settings
+    from django.db import connection
+
+    from hooks.outbound.models import DestinationThrottle
+
+    def commits() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_stat_force_next_flush()")
+            cursor.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+            return cursor.fetchone()[0]
+
+    names = list(GUARDS)
+    figures: dict[str, list[tuple[float, float, float]]] = {name: [] for name in names}
+    for number in range(args.guards_rounds):
+        order = names[number % len(names) :] + names[: number % len(names)]
+        for name in order:
+            rate, breaker = GUARDS[name]
+            sync.actions.update(rate_limit_per_second=rate)
+            DestinationThrottle.objects.all().delete()
+            settings.HUB_CIRCUIT_BREAKER = breaker
+            backlog()
+            before = commits()
+            cpu, wall = time.process_time(), time.perf_counter()
+            done = drain()
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            made = commits() - before - 1
+            figures[name].append((cpu / done * 1000, wall / done * 1000, made / done))
+            print(
+                f"   round {number + 1} {name:8} {cpu / done * 1000:.3f} ms CPU, {wall / done * 1000:.3f} ms wall, "
+                f"{made / done:.2f} commits per delivery",
+                flush=True,
+            )
+    base_cpu = median(f[0] for f in figures["neither"])
+    base_wall = median(f[1] for f in figures["neither"])
+    print(f"   medians over {args.guards_rounds} rounds (one worker, {args.deliveries} deliveries a round):")
+    for name in names:
+        cpu = median(f[0] for f in figures[name])
+        wall = median(f[1] for f in figures[name])
+        made = median(f[2] for f in figures[name])
+        print(
+            f"     {name:8} {cpu:.3f} ms CPU ({cpu / base_cpu:.3f}x), {wall:.3f} ms wall ({wall / base_wall:.3f}x), "
+            f"{made:.2f} commits per delivery"
+        )
 
 
 if __name__ == "__main__":

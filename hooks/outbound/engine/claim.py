@@ -13,7 +13,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models import BooleanField, F, Q, QuerySet
+from django.db.models.expressions import RawSQL
 
 from ..models import TIMEOUT_MAX, Delivery
 from . import clock, health, state
@@ -41,18 +42,29 @@ def lease_floor() -> int:
 def claimable(moment: datetime) -> QuerySet[Delivery]:
     """Deliveries that are due (or whose lease expired) and not blocked by an
     earlier open delivery with the same order key, nor held by the circuit
-    breaker of a failing or disabled destination (hooks.outbound.engine.health)."""
-    earlier_open = Delivery.objects.filter(
-        order_key=OuterRef("order_key"), pk__lt=OuterRef("pk"), state__in=state.ORDER_STATES
+    breaker of a failing or disabled destination (hooks.outbound.engine.health).
+
+    Ordered by id, PostgreSQL walks the partial index ``delivery_open`` and stops
+    after a batch: a claim reads about as many rows as it takes, whatever the
+    backlog (before, the planner, whose statistics say "no pending rows" right
+    after a burst, sorted every due row for each claim: 13 ms a claim at a
+    backlog of 2 000). The two NOT EXISTS are SQL (:data:`_IN_ORDER_SQL`, the
+    breaker's in health): as ORM expressions they cost more Python to build
+    than the claim costs the database."""
+    return Delivery.objects.filter(
+        Q(state=state.PENDING, next_attempt_at__lte=moment) | Q(state=state.IN_FLIGHT, lease_expires_at__lt=moment),
+        RawSQL(_IN_ORDER_SQL, [], output_field=BooleanField()),  # noqa: S611 - constant SQL
+        health.breaker_allows(moment),
     )
-    return (
-        Delivery.objects.filter(
-            Q(state=state.PENDING, next_attempt_at__lte=moment) | Q(state=state.IN_FLIGHT, lease_expires_at__lt=moment)
-        )
-        .annotate(blocked=Exists(earlier_open))
-        .filter(Q(order_key="") | Q(blocked=False))
-        .filter(health.breaker_allows(moment))
-    )
+
+
+# Not blocked by an earlier open delivery of the same order key (one customer's deliveries to one
+# destination go out in order). The outer query's table is Delivery's own, without an alias.
+_D = Delivery._meta.db_table
+_IN_ORDER_SQL = f"""({_D}.order_key = '' OR NOT EXISTS (
+    SELECT 1 FROM {_D} b
+    WHERE b.order_key = {_D}.order_key AND b.id < {_D}.id
+      AND b.state IN ({", ".join(f"'{value}'" for value in state.ORDER_STATES)})))"""  # noqa: S608 - names and values from the models
 
 
 def relaxed_commit() -> None:
