@@ -11,8 +11,13 @@ answers are worth retrying.
   and SQLite: the time moves on by k/rate from itself or from now, whichever is
   later), so every worker of every cluster shares one spacing. It takes k
   slots at once for the deliveries to that destination in its batch, at most
-  :data:`LATE_SECONDS` worth (k = 1 below 80/s): a reservation never holds more
-  than the worker can use. Each slot is sent from :data:`TOLERANCE_SECONDS`
+  :data:`LATE_SECONDS` worth (k = 1 below 80/s). Slots not used by the end of
+  a batch stay with the worker's task for its next batches (until they are
+  too late). While the limit is far from reached (the worker's last
+  reservation started at once), it takes at least :data:`RESERVE_AHEAD` slots,
+  so a worker sending small batches (deliveries arriving one by one) does not
+  pay one statement per batch; when it had to wait for its slot, only what its
+  batch needs, so unused slots never eat into a limit that is being reached. Each slot is sent from :data:`TOLERANCE_SECONDS`
   before it (so a limit that is not reached never makes anyone wait) to
   LATE_SECONDS after it (a later one is dropped, never used in a burst: the
   worker reserves again). A slot further ahead (the limit is reached) is waited
@@ -46,6 +51,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 
+from .. import registry
 from ..models import Delivery, DestinationThrottle
 from . import clock, state
 
@@ -56,6 +62,9 @@ MAX_WAIT_SECONDS = 1.0  # a worker waits in place for a slot this close; a later
 TOLERANCE_SECONDS = 0.025
 LATE_SECONDS = 0.025
 RESERVE_TRIES = 5
+# While the limit is far from reached, a reservation takes at least this many slots (when the
+# limit allows that many within LATE_SECONDS): about what one worker sends in 25 ms.
+RESERVE_AHEAD = 8
 RETRIED_4XX = frozenset({408, 409, 425, 429})
 
 DELIVERED, RETRY, PERMANENT = "delivered", "retry", "permanent"
@@ -95,14 +104,21 @@ class Gate:
     paused: dict[tuple[str, int], datetime] = field(default_factory=dict)
     # Slots this worker reserved and has not used yet, per destination (one statement per reservation).
     slots: dict[tuple[str, int], list[datetime]] = field(default_factory=dict)
+    # Destinations whose last reservation here had to wait (the limit is being reached): no slots ahead.
+    busy: set[tuple[str, int]] = field(default_factory=set)
 
 
 def gate() -> Gate:
-    """One query per claimed batch: the destinations paused by a Retry-After."""
+    """One query per claimed batch: the destinations paused by a Retry-After.
+    The reserved slots (and which destinations are busy) carry over between the
+    batches of one task (registry.run_memo); nothing outlives the task."""
     rows = DestinationThrottle.objects.filter(paused_until__gt=clock.now()).values_list(
         "source_kind", "source_id", "paused_until"
     )
-    return Gate(paused={(kind, pk): until for kind, pk, until in rows if until is not None})
+    kept = registry.memo(("traffic", "gate"), Gate)
+    return Gate(
+        paused={(kind, pk): until for kind, pk, until in rows if until is not None}, slots=kept.slots, busy=kept.busy
+    )
 
 
 def _throttle(key: tuple[str, int], moment: datetime) -> None:
@@ -131,12 +147,19 @@ def admit(*, delivery: Delivery, config: Any, gate: Gate, rest: list[Delivery] |
         slots.pop(0)  # too late (slow requests before it): dropped, never used in a burst
     if not slots:
         wanted = sum(1 for d in rest or [delivery] if (d.source_kind, d.source_id) == key)
+        if key not in gate.busy:
+            wanted = max(wanted, RESERVE_AHEAD)
         count = max(1, min(wanted, int(float(rate) * LATE_SECONDS)))
         first, taken = _reserve(key, float(rate), count, gate)
         if not taken:
             return first
         interval = _interval(float(rate))
         slots.extend(first + interval * n for n in range(count))
+        wait = (first - timedelta(seconds=TOLERANCE_SECONDS) - clock.now()).total_seconds()
+        if wait > 0:
+            gate.busy.add(key)
+        else:
+            gate.busy.discard(key)
     wait = (slots.pop(0) - timedelta(seconds=TOLERANCE_SECONDS) - clock.now()).total_seconds()
     if wait > 0:
         time.sleep(wait)

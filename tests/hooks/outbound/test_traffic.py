@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from werkzeug import Response
 
-from hooks.outbound import recovery
+from hooks.outbound import recovery, registry
 from hooks.outbound.engine import claim, run, traffic
 from hooks.outbound.models import CrmSyncAction, Delivery, DestinationThrottle, RecoveryJob
 from synclog.models import DeliveryAttempt
@@ -217,6 +217,61 @@ def test_a_high_limit_takes_one_statement_for_a_batch_and_drops_slots_it_came_to
         clock.advance(milliseconds=60)  # the 40 slots left (up to 30 ms ahead) are more than 25 ms late now
         assert traffic.admit(delivery=batch[20], config=action, gate=gate, rest=batch[20:60]) is None
     assert len(gate.slots[("crm_action", action.pk)]) == 39
+
+
+def test_small_batches_of_one_task_share_a_reservation_while_the_limit_is_far(
+    brand, receiver_url, clock, django_assert_num_queries
+):
+    """2 000/s, deliveries arriving one by one (a batch each, as a live worker
+    claims them): one reservation of RESERVE_AHEAD slots covers the task's next
+    8 batches; a new task starts without slots."""
+    action = limited_action(brand, receiver_url, 2000)
+    key = ("crm_action", action.pk)
+    traffic._reserve(key, 2000.0, 1, traffic.Gate())  # creates the row
+    delivery = Delivery(source_kind="crm_action", source_id=action.pk)
+    assert traffic.RESERVE_AHEAD == 8
+
+    def one_batch() -> None:
+        assert traffic.admit(delivery=delivery, config=action, gate=traffic.gate(), rest=[delivery]) is None
+
+    with registry.run_memo():
+        with django_assert_num_queries(8 + 1):  # each batch's read of paused destinations, one reservation
+            for _ in range(8):
+                one_batch()
+        with django_assert_num_queries(1 + 1):  # the 9th: the next reservation
+            one_batch()
+    with registry.run_memo(), django_assert_num_queries(1 + 1):  # a new task: nothing carried over
+        one_batch()
+    assert DestinationThrottle.objects.get(source_id=action.pk).next_allowed_at == clock() + timedelta(
+        microseconds=500 * (1 + 8 * 3)
+    )
+
+
+def test_a_worker_that_waited_for_its_slot_reserves_only_what_its_batch_needs(brand, receiver_url, clock):
+    """400/s with the destination's time 60 ms ahead (the limit is being
+    reached): the first reservation starts 60 ms out, so the worker waits; its
+    next reservation takes only the one slot its batch needs, not 8 ahead, so
+    unused slots never eat into a limit that is reached."""
+    action = limited_action(brand, receiver_url, 400)
+    key = ("crm_action", action.pk)
+    traffic._reserve(key, 400.0, 1, traffic.Gate())  # creates the row
+    start = clock()
+    DestinationThrottle.objects.filter(source_id=action.pk).update(next_allowed_at=start + timedelta(milliseconds=60))
+    delivery = Delivery(source_kind="crm_action", source_id=action.pk)
+
+    def next_allowed_at():
+        return DestinationThrottle.objects.get(source_id=action.pk).next_allowed_at
+
+    with registry.run_memo():
+        gate = traffic.gate()
+        assert traffic.admit(delivery=delivery, config=action, gate=gate, rest=[delivery]) is None
+        assert next_allowed_at() == start + timedelta(milliseconds=60 + 8 * 2.5)  # not busy yet: 8 ahead
+        assert key in gate.busy
+        for _ in range(7):  # the slots already taken
+            assert traffic.admit(delivery=delivery, config=action, gate=gate, rest=[delivery]) is None
+        assert next_allowed_at() == start + timedelta(milliseconds=80)
+        assert traffic.admit(delivery=delivery, config=action, gate=traffic.gate(), rest=[delivery]) is None
+        assert next_allowed_at() == start + timedelta(milliseconds=82.5)  # busy: only the one it needs
 
 
 def test_the_tolerance_bounds_a_burst_to_5_percent_of_a_second_above_the_limit(brand, receiver_url, clock):
