@@ -13,7 +13,11 @@ time, for:
   customer, the in-process cache turned off);
 * each of these again through Django's middleware stack and URL resolver
   (``<scenario>@django``: a plain WSGIHandler, as before the lookup fast path,
-  hooks.inbound.fastpath), so one run compares the two.
+  hooks.inbound.fastpath), so one run compares the two;
+* ``omnidesk_known`` / ``m8com_known``: every request a different customer the
+  hub knows, not cached, and ``…_known+source``: the same with a lookup source
+  enabled for the brand (issue 12: the chain costs nothing when the hub
+  answers; the source points at a closed loopback port and must get no call).
 
 The PostgreSQL backend's CPU for this connection is read from /proc (the
 server must run on this machine; 10 ms clock ticks, so use enough requests).
@@ -44,6 +48,26 @@ sys.path.insert(0, str(ROOT / "bench"))
 from lookup import HIT_BASE, MISS_BASE, RESULTS, SLUG  # noqa: E402
 
 DJANGO = "@django"  # a scenario's requests through Django's middleware stack, not the lookup fast path
+SOURCE = "+source"  # a known-caller scenario with a lookup source enabled for the brand
+
+
+def known_source():
+    """The brand's lookup source for the ``+source`` scenarios (made once, disabled between them): a
+    closed port on loopback, so a call would fail fast and be logged (SourceCall), never hang."""
+    from hooks.sources.models import LookupSource
+    from hub.models import Brand
+
+    source, _ = LookupSource.objects.get_or_create(
+        brand=Brand.objects.get(slug=SLUG),
+        name="bench known-caller source",
+        defaults={
+            "enabled": False,
+            "url": "http://127.0.0.1:9/contacts/search?phone={{ phone }}",
+            "mapping": {"customer_id": "$.id", "first_name": "$.first_name"},
+            "timeout_ms": 500,
+        },
+    )
+    return source
 
 
 def main() -> None:
@@ -79,6 +103,7 @@ def main() -> None:
 
         writer.record = lambda row, **kwargs: None
     from hooks.inbound.lookup_cache import lookup_cache
+    from hooks.sources.models import SourceCall
 
     hot = max(1, (args.customers - 1) // stride + 1)
     omnidesk = f"/hooks/omnidesk/{SLUG}/customerlookup"
@@ -92,6 +117,11 @@ def main() -> None:
     def m8com_query(i: int) -> str:
         number = MISS_BASE + i if i % 5 == 4 else HIT_BASE + (i % hot) * stride
         return f"fromNumber=%2B316{number:08d}&toNumber=%2B31201234567"
+
+    def known(i: int) -> str:
+        return f"%2B316{HIT_BASE + (i % hot) * stride:08d}"
+
+    source = known_source()
 
     from tests.wsgi_client import wsgi_environ
 
@@ -128,10 +158,20 @@ def main() -> None:
             return [environ(omnidesk, omnidesk_query(start + i)) for i in range(n)], False
         if name == "m8com_uncached":
             return [environ(m8com, m8com_query(start + i), bearer) for i in range(n)], False
+        name = name.removesuffix(SOURCE)
+        if name == "omnidesk_known":
+            query = "key={key}&channelAddressType=phoneNumber&address={number}&ticketID=77"
+            return [
+                environ(omnidesk, query.format(key=keys["omnidesk"], number=known(start + i))) for i in range(n)
+            ], False
+        if name == "m8com_known":
+            query = "fromNumber={number}&toNumber=%2B31201234567"
+            return [environ(m8com, query.format(number=known(start + i)), bearer) for i in range(n)], False
         raise SystemExit(f"unknown scenario {name}")
 
     names = ["ceiling", "omnidesk_cached", "omnidesk_uncached", "m8com_cached", "m8com_uncached"]
     names += [name + DJANGO for name in names[1:]]
+    names += [name + variant for name in ("omnidesk_known", "m8com_known") for variant in ("", SOURCE)]
     if args.only:
         names = ["ceiling", *(name for name in args.only.split(",") if name in names and name != "ceiling")]
 
@@ -151,6 +191,9 @@ def main() -> None:
     def run(name: str) -> tuple[float, float, float]:
         envs, cache = scenario(name)
         handler = django_app if name.endswith(DJANGO) else app
+        if source.enabled != name.endswith(SOURCE):
+            source.enabled = name.endswith(SOURCE)
+            source.save()  # through the model: the brand's generation moves on, as in the admin
         size = lookup_cache.size
         lookup_cache.size = size if cache else 0
         try:
@@ -165,6 +208,35 @@ def main() -> None:
         finally:
             lookup_cache.size = size
         return cpu / len(envs) * 1e6, wall / len(envs) * 1e6, server / len(envs) * 1e6
+
+    def work_per_request(name: str) -> tuple[float, float]:
+        """SQL statements and Python function calls (cProfile's count) per request: deterministic, unlike time."""
+        import cProfile
+        import pstats
+
+        from django.test.utils import CaptureQueriesContext
+
+        envs, cache = scenario(name)
+        run_envs, measured = envs[:50], envs[50:350]
+        handler = django_app if name.endswith(DJANGO) else app
+        if source.enabled != name.endswith(SOURCE):
+            source.enabled = name.endswith(SOURCE)
+            source.save()
+        size = lookup_cache.size
+        lookup_cache.size = size if cache else 0
+        try:
+            for env in run_envs:
+                call(env, handler)
+            profiler = cProfile.Profile()
+            with CaptureQueriesContext(connection) as queries:
+                profiler.enable()
+                for env in measured:
+                    call(env, handler)
+                profiler.disable()
+        finally:
+            lookup_cache.size = size
+        stats = pstats.Stats(profiler)
+        return len(queries.captured_queries) / len(measured), stats.total_calls / len(measured)  # type: ignore[attr-defined]
 
     if args.profile:
         import cProfile
@@ -186,9 +258,12 @@ def main() -> None:
         return
 
     results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in names}
-    for _ in range(args.rounds):
-        for name in names:
+    for number in range(args.rounds):
+        # Every other round in reverse (the ceiling first): a drift during a round hits both sides of a pair alike.
+        for name in names if number % 2 == 0 else [names[0], *reversed(names[1:])]:
             results[name].append(run(name))
+    calls = SourceCall.objects.filter(source=source).count()
+    assert calls == 0, f"the lookup source was called {calls} times for callers the hub knows"
     load = os.getloadavg()
     print(
         f"CPU per request, in-process, {args.customers:,} customers, {args.requests} requests x {args.rounds} rounds "
@@ -204,6 +279,24 @@ def main() -> None:
             f"  {name:<20} CPU {cpu:6.0f} us + PostgreSQL backend {server:5.0f} us   wall {wall:6.0f} us   "
             f"(process CPU {cpu / ceiling_cpu:3.1f}x the ceiling's)"
         )
+    work = {name: work_per_request(name) for name in names if name.removesuffix(SOURCE).endswith("_known")}
+    for name in ("omnidesk_known", "m8com_known"):
+        if name in work and name + SOURCE in work:
+            (queries, calls_a), (queries_b, calls_b) = work[name], work[name + SOURCE]
+            print(
+                f"  {name}: work per request, without / with the source (300 requests each, after 50): "
+                f"{queries:.2f} / {queries_b:.2f} SQL statements, {calls_a:.1f} / {calls_b:.1f} Python function calls"
+            )
+        if name in results and name + SOURCE in results:
+            ratios = [
+                (c + sc) / (b + sb)
+                for (c, _, sc), (b, _, sb) in zip(results[name + SOURCE], results[name], strict=True)
+            ]
+            print(
+                f"  {name}: with the source / without, process + backend CPU per request: "
+                f"{statistics.median(ratios):.3f}x (per round {', '.join(f'{r:.3f}' for r in ratios)}); "
+                f"the source was called {calls} times"
+            )
 
 
 if __name__ == "__main__":
