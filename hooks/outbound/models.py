@@ -476,7 +476,11 @@ class Delivery(models.Model):
             # The claim's walk (engine.claim): open rows in id order, so a claim reads about a batch of
             # rows however large the backlog and whatever the planner's statistics say (after a burst
             # they still say "no pending rows", and a plan that sorts every due row was chosen).
-            models.Index(fields=["id"], name="delivery_open", condition=models.Q(state__in=["pending", "in_flight"])),
+            models.Index(
+                fields=["id"],
+                name="delivery_open",
+                condition=models.Q(state__in=[DeliveryState.PENDING, DeliveryState.IN_FLIGHT]),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -17,10 +17,10 @@ answers are worth retrying.
   reservation started at once), it takes at least :data:`RESERVE_AHEAD` slots,
   so a worker sending small batches (deliveries arriving one by one) does not
   pay one statement per batch; when it had to wait for its slot, only what its
-  batch needs, so unused slots never eat into a limit that is being reached. Each slot is sent from :data:`TOLERANCE_SECONDS`
-  before it (so a limit that is not reached never makes anyone wait) to
-  LATE_SECONDS after it (a later one is dropped, never used in a burst: the
-  worker reserves again). A slot further ahead (the limit is reached) is waited
+  batch needs, so unused slots never eat into a limit that is being reached.
+  Each slot is sent from :data:`TOLERANCE_SECONDS` before it (so a limit that
+  is not reached never makes anyone wait) to LATE_SECONDS after it (a later
+  one is dropped, never used in a burst: the worker reserves again). A slot further ahead (the limit is reached) is waited
   for in the worker, up to :data:`MAX_WAIT_SECONDS`; beyond that it is not
   taken: the delivery goes back to pending, due at that time, with its attempt
   not counted, and (being still open) keeps blocking later deliveries of the
