@@ -68,6 +68,7 @@ def test_a_claim_reads_about_a_batch_whatever_the_backlog(brand, breaker_failing
         )
 
     with transaction.atomic(), connection.cursor() as cursor:
+        claim.relaxed_commit(walk=True)  # as deliveries_claim does
         queryset = claim.claimable(clock.now()).order_by("pk").select_for_update(skip_locked=True, of=("self",))
         sql, params = queryset[: claim.BATCH_SIZE].query.sql_with_params()
         cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
