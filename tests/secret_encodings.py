@@ -68,10 +68,19 @@ def encodings(secret: str, *, user: str | None = None) -> dict[str, str]:
     return unique
 
 
+# A generated signing secret is "whsec_" + base64, whose first character is "/" one time in 64: the
+# prefix alone is then a "piece", but it is the format's public name (shown in help texts), not secret.
+PUBLIC_PREFIXES = frozenset({"whsec_"})
+
+
 def fragments(secret: str) -> dict[str, str]:
     """The pieces of a secret between ``/`` and ``:`` (4 characters or more), as is
     and percent-encoded: what a mask that cut the secret in two would leave."""
-    pieces = [piece for piece in re.split(r"[/:]", secret) if len(piece) >= 4 and piece != secret]
+    pieces = [
+        piece
+        for piece in re.split(r"[/:]", secret)
+        if len(piece) >= 4 and piece != secret and piece not in PUBLIC_PREFIXES
+    ]
     forms = {}
     for piece in pieces:
         forms[f"fragment {piece!r}"] = piece
